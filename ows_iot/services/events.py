@@ -1,0 +1,65 @@
+"""Events the engine emits: the contract between the engine, the database and the API.
+
+Every event is a plain mapping once serialised::
+
+    {"event_uid": str, "event_type": str, "device_id": <external id>,
+     "session_id": <uuid or None>, "timestamp": <epoch seconds>, "payload": {...}}
+
+Session events (``session_started``, ``state_changed``, ``session_heartbeat``,
+``session_stopped``, ``session_timeout``) carry in their payload everything needed to
+create or update the session on their own, so a consumer may apply them in any
+order: ``start``, ``end`` (null while running), ``status``, ``state``, ``power_w``,
+``working_s``, ``standby_s``, ``total_s``, ``energy_wh``, ``start_power_w``,
+``end_power_w``, ``avg_power_w``, ``peak_power_w``, ``seq`` (per-device event
+sequence, higher is newer). ``state_changed`` adds ``from_state``/``to_state``;
+``session_heartbeat`` adds ``interval_working_s``/``interval_standby_s``.
+Device events (``device_online``, ``device_offline``) carry ``reason`` and ``seq``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+EVENT_TYPES = (
+    "session_started",
+    "session_heartbeat",
+    "session_stopped",
+    "session_timeout",
+    "state_changed",
+    "device_online",
+    "device_offline",
+)
+SESSION_EVENT_TYPES = EVENT_TYPES[:5]
+STATES = ("idle", "starting", "standby", "working", "stopping")
+
+# Fixed namespace: uids and session ids are reproducible across runs and machines.
+UID_NAMESPACE = uuid.UUID("6f0d3c8e-5b7a-4f1e-9a51-0e2b7c4d9a10")
+
+
+def session_uuid(device_id: str, start_ms: int) -> str:
+    return str(uuid.uuid5(UID_NAMESPACE, f"session|{device_id}|{start_ms}"))
+
+
+def event_uuid(device_id: str, session_id: str | None, seq: int) -> str:
+    return str(uuid.uuid5(UID_NAMESPACE, f"event|{device_id}|{session_id or '-'}|{seq}"))
+
+
+@dataclass(slots=True)
+class Event:
+    event_type: str
+    event_uid: str
+    device_id: str
+    session_id: str | None
+    timestamp: float
+    payload: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "event_uid": self.event_uid,
+            "event_type": self.event_type,
+            "device_id": self.device_id,
+            "session_id": self.session_id,
+            "timestamp": self.timestamp,
+            "payload": self.payload,
+        }

@@ -1,0 +1,226 @@
+"""Route raw MQTT messages to their device's parser and engine.
+
+The ingestor owns one :class:`DeviceEngine` per configured device and a single
+clock. ``process()`` first advances the clock to the message's receive time, so
+debounces, heartbeats and timeouts fire in time order, then applies the message.
+Bad input is dropped and counted by reason in ``dropped``; nothing raises.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+
+from .config import DeviceConfig
+from .engine import NEVER, DeviceEngine
+from .events import Event
+from .parsers import (
+    MAX_PAYLOAD_BYTES,
+    Drop,
+    compile_path,
+    parse_json_path,
+    parse_shelly_gen1,
+    parse_shelly_gen2,
+)
+
+ROUTE_CACHE_SIZE = 10_000
+SNAPSHOT_VERSION = 1
+
+
+def to_ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class Ingestor:
+    def __init__(self, devices: Iterable[DeviceConfig] = ()):
+        self.engines: dict[str, DeviceEngine] = {}
+        self.clock_ms: int | None = None
+        self.messages = 0
+        self.dropped: Counter = Counter()
+        self._prefixes: dict[str, DeviceEngine] = {}
+        self._routes: dict[str, tuple] = {}
+        self._paths: dict[str, tuple] = {}
+        self._next_deadline = NEVER
+        self.set_devices(devices)
+
+    # -- configuration -----------------------------------------------------------
+
+    def set_devices(self, devices: Iterable[DeviceConfig]) -> None:
+        """Apply a new device list; engines of devices that stay keep their state."""
+        engines = {}
+        for config in devices:
+            engine = self.engines.get(config.device_id)
+            if engine is None:
+                engine = DeviceEngine(config)
+            else:
+                engine.configure(config)
+            engines[config.device_id] = engine
+        self.engines = engines
+        self._prefixes = {e.config.mqtt_topic.strip("/"): e for e in engines.values()}
+        self._paths = {
+            e.device_id: compile_path(e.config.power_path)
+            for e in engines.values()
+            if e.config.parser_type == "json_path"
+        }
+        self._routes = {}
+        self._refresh_deadline()
+
+    def topic_filters(self) -> set[str]:
+        """MQTT subscriptions covering every configured device."""
+        return {f"{prefix}/#" for prefix in self._prefixes}
+
+    def route(self, topic: str):
+        """(engine, subtopic) for a topic, or None when no device owns it."""
+        route = self._routes.get(topic)
+        if route is not None:
+            return route or None
+        route = ()
+        engine = self._prefixes.get(topic)
+        if engine is not None:
+            route = (engine, "")
+        else:
+            parts = topic.split("/")
+            for cut in range(len(parts) - 1, 0, -1):
+                engine = self._prefixes.get("/".join(parts[:cut]))
+                if engine is not None:
+                    route = (engine, "/".join(parts[cut:]))
+                    break
+        if len(self._routes) >= ROUTE_CACHE_SIZE:
+            self._routes.clear()
+        self._routes[topic] = route
+        return route or None
+
+    # -- time and messages -------------------------------------------------------
+
+    def advance(self, now: float) -> list[Event]:
+        """Move the clock to ``now`` (epoch seconds) and return what fired."""
+        events: list[Event] = []
+        self._advance_ms(to_ms(now), events.append)
+        return events
+
+    def _advance_ms(self, now_ms: int, emit) -> None:
+        if self.clock_ms is None or now_ms > self.clock_ms:
+            self.clock_ms = now_ms
+        if now_ms < self._next_deadline:
+            return
+        for engine in self.engines.values():
+            engine.advance(now_ms, emit)
+        self._refresh_deadline()
+
+    def _refresh_deadline(self) -> None:
+        self._next_deadline = min(
+            (e.next_deadline() for e in self.engines.values()), default=NEVER
+        )
+
+    def process(self, topic: str, payload: bytes, receive_ts: float) -> list[Event]:
+        """Apply one MQTT message received at ``receive_ts`` (epoch seconds)."""
+        events: list[Event] = []
+        self.messages += 1
+        try:
+            if receive_ts.__class__ is not float and receive_ts.__class__ is not int:
+                raise Drop("bad_timestamp")
+            if not math.isfinite(receive_ts):
+                raise Drop("bad_timestamp")
+            receive_ms = to_ms(receive_ts)
+            self._advance_ms(receive_ms, events.append)
+            self._apply(topic, payload, receive_ms, events.append)
+        except Drop as drop:
+            self.dropped[drop.reason] += 1
+        return events
+
+    def _apply(self, topic: str, payload: bytes, receive_ms: int, emit) -> None:
+        if payload.__class__ is not bytes:
+            if isinstance(payload, str):
+                payload = payload.encode()
+            elif isinstance(payload, bytearray | memoryview):
+                payload = bytes(payload)
+            else:
+                raise Drop("wrong_type")
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise Drop("oversized")
+        route = self.route(topic) if topic.__class__ is str else None
+        if route is None:
+            raise Drop("unknown_topic")
+        engine, subtopic = route
+        config = engine.config
+        parser_type = config.parser_type
+        if parser_type == "shelly_gen2":
+            parsed = parse_shelly_gen2(subtopic, payload, config.channel or engine.component)
+        elif parser_type == "shelly_gen1":
+            parsed = parse_shelly_gen1(subtopic, payload, config.channel or engine.component)
+        else:
+            parsed = parse_json_path(payload, self._paths[engine.device_id])
+
+        ts_ms = receive_ms
+        device_ts = parsed.device_ts
+        if device_ts is not None:
+            device_ms = to_ms(device_ts)
+            if abs(device_ms - receive_ms) <= config.max_clock_skew_s * 1000:
+                ts_ms = device_ms
+        last_ms = engine.last_msg_ms
+        if parsed.online is not None:
+            # Online notices come from the broker (the last will) at receive time;
+            # they are never stale, even when the device's own clock runs ahead.
+            if last_ms is not None and ts_ms < last_ms:
+                ts_ms = last_ms
+            if parsed.online:
+                engine.seen(ts_ms, engine.last_fingerprint, emit)
+            else:
+                engine.offline(ts_ms, emit)
+        else:
+            fingerprint = zlib.crc32(payload)
+            if last_ms is not None:
+                if ts_ms < last_ms:
+                    raise Drop("out_of_order")
+                if ts_ms == last_ms and fingerprint == engine.last_fingerprint:
+                    raise Drop("duplicate")
+            engine.seen(ts_ms, fingerprint, emit)
+            if parsed.power_w is not None:
+                if engine.component is None and config.channel is None:
+                    engine.component = parsed.component
+                engine.reading(ts_ms, parsed.power_w, emit)
+        deadline = engine.next_deadline()
+        if deadline < self._next_deadline:
+            self._next_deadline = deadline
+
+    # -- state -------------------------------------------------------------------
+
+    def running_sessions(self) -> list[dict]:
+        """Open sessions with their totals up to what the devices proved so far."""
+        sessions = []
+        for engine in self.engines.values():
+            if engine.session_id is not None:
+                totals = engine.session_totals()
+                totals.update(device_id=engine.device_id, session_id=engine.session_id)
+                sessions.append(totals)
+        return sessions
+
+    def snapshot(self) -> dict:
+        """JSON-serialisable state; restore() on a fresh ingestor continues exactly."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "clock_ms": self.clock_ms,
+            "devices": {device_id: e.snapshot() for device_id, e in self.engines.items()},
+        }
+
+    def restore(self, snapshot: dict) -> None:
+        if snapshot.get("version") != SNAPSHOT_VERSION:
+            raise ValueError("unsupported engine snapshot version")
+        self.clock_ms = snapshot.get("clock_ms")
+        for device_id, state in snapshot.get("devices", {}).items():
+            engine = self.engines.get(device_id)
+            if engine is not None:
+                engine.restore(state)
+        self._refresh_deadline()
+
+    def snapshot_device(self, device_id: str) -> dict | None:
+        engine = self.engines.get(device_id)
+        return engine.snapshot() if engine else None
+
+    def restore_device(self, device_id: str, state: dict) -> None:
+        engine = self.engines.get(device_id)
+        if engine is not None:
+            engine.restore(state)
+            self._refresh_deadline()
