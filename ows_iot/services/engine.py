@@ -179,9 +179,16 @@ class DeviceEngine:
 
     def reading(self, ts_ms: int, power: float, emit) -> None:
         """A power reading at ts_ms (after seen() for the same message)."""
+        if self.acc_ms is not None and ts_ms < self.acc_ms:
+            # A device clock slightly behind ours: time already accounted stays so.
+            ts_ms = self.acc_ms
         magnitude = -power if power < 0 else power
         level = (
-            WORKING if magnitude >= self.working_w else STANDBY if magnitude >= self.standby_w else OFF
+            WORKING
+            if magnitude >= self.working_w
+            else STANDBY
+            if magnitude >= self.standby_w
+            else OFF
         )
         state = self.state
         if state == "idle":
@@ -219,6 +226,12 @@ class DeviceEngine:
             self.peak_power = magnitude
 
     # -- transitions -------------------------------------------------------------
+
+    def held_until(self, now_ms: int) -> int:
+        """How far past the accounted time the current level holds at ``now_ms``."""
+        if self.state in ("standby", "working") and now_ms > self.acc_ms:
+            return now_ms - self.acc_ms
+        return 0
 
     def _accumulate(self, until_ms: int) -> None:
         dt = until_ms - self.acc_ms
@@ -262,7 +275,7 @@ class DeviceEngine:
     def _heartbeat(self, emit) -> None:
         at = self.hb_next_ms
         if self.state != "stopping":
-            self._accumulate(min(at, self._last_proven_ms()))
+            self._accumulate(at)
         self.hb_next_ms = at + self.heartbeat_ms
         interval_working = self.working_ms - self.hb_working_ms
         interval_standby = self.standby_ms - self.hb_standby_ms
@@ -278,7 +291,18 @@ class DeviceEngine:
 
     def _end_session(self, event_type: str, status: str, end_ms: int, emit) -> None:
         if self.state != "stopping":
-            self._accumulate(end_ms)
+            if end_ms >= self.acc_ms:
+                self._accumulate(end_ms)
+            else:
+                # Heartbeats held the level past the device's last message; a
+                # session cut short by silence ends at that message, so take it back.
+                held_ms = self.acc_ms - end_ms
+                if self.level == WORKING:
+                    self.working_ms -= held_ms
+                else:
+                    self.standby_ms -= held_ms
+                self.energy_wms -= self.power * held_ms
+                self.acc_ms = end_ms
             self.end_power = self.power
         self.state = "idle"
         self._session_event(event_type, end_ms, emit, status=status, end_ms=end_ms)
@@ -286,10 +310,17 @@ class DeviceEngine:
 
     # -- events ------------------------------------------------------------------
 
-    def session_totals(self, end_ms: int | None = None, status: str = "running") -> dict:
+    def session_totals(
+        self, end_ms: int | None = None, status: str = "running", held_ms: int = 0
+    ) -> dict:
+        """Totals so far; ``held_ms`` extends the current level that far (a preview)."""
         working, standby = self.working_ms, self.standby_ms
+        if self.level == WORKING:
+            working += held_ms
+        else:
+            standby += held_ms
         total_ms = working + standby
-        energy_wh = self.energy_wms / 3_600_000
+        energy_wh = (self.energy_wms + self.power * held_ms) / 3_600_000
         return {
             "start": seconds(self.start_ms),
             "end": None if end_ms is None else seconds(end_ms),

@@ -13,6 +13,7 @@ import math
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_ABS_POWER_W = 100_000.0
+MAX_TIMESTAMP = 1e11  # year 5138: anything beyond is not a clock reading
 
 # Gen2+ component types that carry a power value, and the key holding it.
 GEN2_POWER_FIELDS = {
@@ -30,7 +31,7 @@ _loads = json.loads
 _isfinite = math.isfinite
 
 
-class Drop(Exception):  # noqa: N818 - a reason to drop, not an error
+class Drop(Exception):
     """The message is dropped; ``reason`` is the counter it is counted under."""
 
     __slots__ = ("reason",)
@@ -76,7 +77,7 @@ def check_timestamp(value) -> float:
     if value.__class__ is bool or not isinstance(value, int | float):
         raise Drop("bad_timestamp")
     value = float(value)
-    if not _isfinite(value) or value < 0:
+    if not 0 <= value < MAX_TIMESTAMP:  # also false for NaN
         raise Drop("bad_timestamp")
     return value
 
