@@ -166,6 +166,10 @@ class Ingestor:
         else:
             fingerprint = zlib.crc32(payload)
             if last_ms is not None:
+                if ts_ms < last_ms and device_ts is None:
+                    # Our receive time only trails the device's own clock (ahead by
+                    # less than the skew): the message is current, not stale.
+                    ts_ms = last_ms
                 if ts_ms < last_ms:
                     raise Drop("out_of_order")
                 if ts_ms == last_ms and fingerprint == engine.last_fingerprint:

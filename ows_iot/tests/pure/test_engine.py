@@ -191,3 +191,11 @@ def test_running_session_totals_hold_the_level_until_the_clock():
     run = Run().power(0, 30).power(10, 500).until(70)
     (running,) = run.ingestor.running_sessions()
     assert (running["working_s"], running["standby_s"], running["end"]) == (60, 10, None)
+
+
+def test_receive_time_messages_behind_a_fast_device_clock_are_kept():
+    run = Run().at(0, rpc(500, ts=T0 + 2)).at(29, rpc(500, ts=T0 + 31))
+    run.at(30, (f"{GEN2}/status/pm1:0", b'{"apower": 0}')).until(200)
+    assert run.ingestor.dropped == {}
+    (stopped,) = run.ended()
+    assert_session(stopped, 2, 31, 29, 0)
