@@ -1,0 +1,469 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..services.billing import ROUNDING_MODES
+from ..services.config import ConfigError, DeviceConfig
+from ..services.events import STATES
+
+PARSER_TYPES = [
+    ("shelly_gen2", "Shelly Gen2/Gen3/Gen4 (RPC)"),
+    ("shelly_gen1", "Shelly Gen1"),
+    ("json_path", "Generic JSON (power path)"),
+]
+SESSION_STRATEGIES = [("power_threshold", "Power thresholds")]
+BILLING_ROUNDINGS = list(
+    zip(ROUNDING_MODES, ["Round up", "Round to nearest", "Round down"], strict=True)
+)
+SESSION_STATES = [
+    (state, label)
+    for state, label in zip(
+        STATES, ["Idle", "Starting", "Standby", "Working", "Stopping"], strict=True
+    )
+]
+# Device fields that make up the session configuration handed to the engine.
+ENGINE_FIELDS = (
+    "device_id",
+    "mqtt_topic",
+    "parser_type",
+    "channel",
+    "power_path",
+    "standby_threshold_w",
+    "working_threshold_w",
+    "start_debounce_s",
+    "stop_debounce_s",
+    "message_timeout_s",
+    "heartbeat_interval_s",
+    "max_clock_skew_s",
+)
+# Device fields copied onto each session as its billing terms.
+BILLING_TERMS = (
+    "billing_unit_s",
+    "billing_rounding",
+    "billing_min_units",
+    "bill_standby",
+    "standby_rate",
+    "product_id",
+    "price_unit",
+    "currency_id",
+)
+
+
+class MqttDevice(models.Model):
+    _name = "mqtt.device"
+    _description = "IoT Device"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "name, id"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, tracking=True, help="The machine this meter measures.")
+    device_id = fields.Char(
+        string="Device ID",
+        required=True,
+        index=True,
+        tracking=True,
+        copy=False,
+        help="External id of the meter as it identifies itself, "
+        "e.g. shellypmminig3-48f6eeb73a1c.",
+    )
+    active = fields.Boolean(default=True, tracking=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, index=True, default=lambda self: self.env.company
+    )
+    mqtt_topic = fields.Char(
+        string="MQTT Topic Prefix",
+        required=True,
+        tracking=True,
+        help="Topic prefix the meter publishes under, without wildcards, "
+        "e.g. shellypmminig3-48f6eeb73a1c or shellies/shellyplug-s-7C87CEB4A1B2.",
+    )
+    parser_type = fields.Selection(
+        PARSER_TYPES,
+        required=True,
+        default="shelly_gen2",
+        tracking=True,
+        help="How the meter's messages are read.",
+    )
+    channel = fields.Char(
+        help="Component that carries the power, e.g. pm1:0, switch:0, em1:0 "
+        "(Gen1: relay/0 or emeter/0). Empty: the first component that reports power.",
+    )
+    power_path = fields.Char(
+        help="For generic JSON: dotted path to the power value in W, e.g. sensor.power.",
+    )
+
+    # Session detection (SPEC section 5)
+    session_strategy = fields.Selection(
+        SESSION_STRATEGIES,
+        required=True,
+        default="power_threshold",
+        help="How sessions are detected from the readings.",
+    )
+    standby_threshold_w = fields.Float(
+        string="Standby Threshold (W)",
+        default=20.0,
+        tracking=True,
+        help="From this power on the machine counts as switched on (standby).",
+    )
+    working_threshold_w = fields.Float(
+        string="Working Threshold (W)",
+        default=100.0,
+        tracking=True,
+        help="From this power on the machine counts as working. "
+        "Must be at least the standby threshold.",
+    )
+    start_debounce_s = fields.Integer(
+        string="Start Debounce (s)",
+        default=3,
+        help="Power must stay above the standby threshold this long before a session "
+        "starts. The session then starts at the first reading above it.",
+    )
+    stop_debounce_s = fields.Integer(
+        string="Stop Debounce (s)",
+        default=15,
+        help="Power must stay below the standby threshold this long before a session "
+        "stops. The session then ends at the first reading below it.",
+    )
+    message_timeout_s = fields.Integer(
+        string="Message Timeout (s)",
+        default=300,
+        help="A running session times out when the meter sends nothing for this long. "
+        "Shelly meters report on change, so a steady load may be silent for a minute.",
+    )
+    heartbeat_interval_s = fields.Integer(
+        string="Heartbeat Interval (s)",
+        default=300,
+        help="How often the totals of a running session are written.",
+    )
+    max_clock_skew_s = fields.Integer(
+        string="Max Clock Skew (s)",
+        default=60,
+        help="The meter's own timestamp is used when it is this close to the receive "
+        "time; otherwise the receive time.",
+    )
+
+    # Billing (SPEC section 7)
+    billing_unit_s = fields.Integer(
+        string="Billing Unit (s)",
+        default=60,
+        tracking=True,
+        help="Length of one billed unit in seconds, e.g. 60 (minutes) or 900 "
+        "(quarter hours).",
+    )
+    billing_rounding = fields.Selection(
+        BILLING_ROUNDINGS,
+        string="Rounding",
+        required=True,
+        default="up",
+        tracking=True,
+        help="How the billable time is rounded to whole units.",
+    )
+    billing_min_units = fields.Integer(
+        string="Minimum Units",
+        default=0,
+        tracking=True,
+        help="A session with billable time is billed at least this many units.",
+    )
+    bill_standby = fields.Boolean(
+        default=False,
+        tracking=True,
+        help="Also bill the time the machine was on but not working.",
+    )
+    standby_rate = fields.Float(
+        string="Standby Share",
+        default=1.0,
+        digits=(3, 2),
+        tracking=True,
+        help="Share of the price charged for standby time: 1 bills it like working "
+        "time, 0.5 at half the price.",
+    )
+    product_id = fields.Many2one(
+        "product.product",
+        check_company=True,
+        domain=[("type", "=", "service")],
+        tracking=True,
+        help="Service product the machine time is sold as.",
+    )
+    currency_id = fields.Many2one(
+        "res.currency",
+        compute="_compute_currency_id",
+        store=True,
+        readonly=False,
+        required=True,
+        precompute=True,
+    )
+    price_unit = fields.Monetary(
+        string="Price per Unit",
+        compute="_compute_price_unit",
+        store=True,
+        readonly=False,
+        precompute=True,
+        tracking=True,
+        help="Price of one billing unit; taken from the product's sales price.",
+    )
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Default Customer",
+        check_company=True,
+        tracking=True,
+        help="Customer new sessions of this machine are assigned to.",
+    )
+
+    # Live state, written by the ingestion
+    online = fields.Boolean(readonly=True, copy=False)
+    last_seen = fields.Datetime(readonly=True, copy=False)
+    current_power_w = fields.Float(string="Current Power (W)", readonly=True, copy=False)
+    current_state = fields.Selection(
+        SESSION_STATES, readonly=True, copy=False, default="idle"
+    )
+    running_session_id = fields.Many2one("mqtt.session", readonly=True, copy=False)
+    # Per live field, the (seq, epoch) of the newest event applied to it, so that an
+    # older event arriving late never overwrites a newer state.
+    live_marks = fields.Json(readonly=True, copy=False, groups="base.group_system")
+    engine_state = fields.Json(
+        readonly=True,
+        copy=False,
+        groups="base.group_system",
+        help="Snapshot of the session engine for this device, checkpointed by the "
+        "ingestion runtime and restored on takeover.",
+    )
+
+    session_ids = fields.One2many("mqtt.session", "device_id", readonly=True)
+    session_count = fields.Integer(compute="_compute_session_totals")
+    total_duration_h = fields.Float(string="Total Hours", compute="_compute_session_totals")
+    total_working_h = fields.Float(string="Working Hours", compute="_compute_session_totals")
+    total_standby_h = fields.Float(string="Standby Hours", compute="_compute_session_totals")
+    total_energy_wh = fields.Float(string="Energy (Wh)", compute="_compute_session_totals")
+    amount_to_bill = fields.Monetary(compute="_compute_session_totals")
+
+    _sql_constraints = [
+        (
+            "device_id_company_uniq",
+            "unique(company_id, device_id)",
+            "A device with this Device ID already exists in this company.",
+        ),
+    ]
+
+    @api.depends("company_id")
+    def _compute_currency_id(self):
+        for device in self:
+            device.currency_id = (device.company_id or self.env.company).currency_id
+
+    @api.depends("product_id")
+    def _compute_price_unit(self):
+        for device in self:
+            if device.product_id:
+                device.price_unit = device.product_id.lst_price
+            elif not device.price_unit:
+                device.price_unit = 0.0
+
+    def _compute_session_totals(self):
+        groups = self.env["mqtt.session"]._read_group(
+            [("device_id", "in", self.ids)],
+            ["device_id"],
+            [
+                "__count",
+                "total_duration_s:sum",
+                "working_duration_s:sum",
+                "standby_duration_s:sum",
+                "energy_wh:sum",
+            ],
+        )
+        totals = {device.id: values for device, *values in groups}
+        to_bill = dict(
+            self.env["mqtt.session"]._read_group(
+                [
+                    ("device_id", "in", self.ids),
+                    ("billing_state", "=", "to_bill"),
+                    ("status", "!=", "running"),
+                ],
+                ["device_id"],
+                ["amount:sum"],
+            )
+        )
+        for device in self:
+            count, total_s, working_s, standby_s, energy = totals.get(
+                device._origin.id, (0, 0.0, 0.0, 0.0, 0.0)
+            )
+            device.session_count = count
+            device.total_duration_h = total_s / 3600
+            device.total_working_h = working_s / 3600
+            device.total_standby_h = standby_s / 3600
+            device.total_energy_wh = energy
+            device.amount_to_bill = to_bill.get(device._origin, 0.0)
+
+    @api.constrains(
+        "standby_threshold_w",
+        "working_threshold_w",
+        "start_debounce_s",
+        "stop_debounce_s",
+        "message_timeout_s",
+        "heartbeat_interval_s",
+        "max_clock_skew_s",
+    )
+    def _check_session_parameters(self):
+        for device in self:
+            if device.standby_threshold_w < 0 or device.working_threshold_w < 0:
+                raise ValidationError(
+                    _("%(device)s: power thresholds must not be negative.", device=device.name)
+                )
+            if device.working_threshold_w < device.standby_threshold_w:
+                raise ValidationError(
+                    _(
+                        "%(device)s: the working threshold (%(working)s W) must be at least "
+                        "the standby threshold (%(standby)s W).",
+                        device=device.name,
+                        working=device.working_threshold_w,
+                        standby=device.standby_threshold_w,
+                    )
+                )
+            if (
+                device.start_debounce_s < 0
+                or device.stop_debounce_s < 0
+                or device.max_clock_skew_s < 0
+            ):
+                raise ValidationError(
+                    _(
+                        "%(device)s: debounce times and clock skew must not be negative.",
+                        device=device.name,
+                    )
+                )
+            if device.message_timeout_s <= 0 or device.heartbeat_interval_s <= 0:
+                raise ValidationError(
+                    _(
+                        "%(device)s: message timeout and heartbeat interval must be "
+                        "positive.",
+                        device=device.name,
+                    )
+                )
+
+    @api.constrains("billing_unit_s", "billing_min_units", "standby_rate", "price_unit")
+    def _check_billing_parameters(self):
+        for device in self:
+            if device.billing_unit_s <= 0:
+                raise ValidationError(
+                    _("%(device)s: the billing unit must be at least one second.", device=device.name)
+                )
+            if device.billing_min_units < 0:
+                raise ValidationError(
+                    _("%(device)s: the minimum units must not be negative.", device=device.name)
+                )
+            if not 0 <= device.standby_rate <= 1:
+                raise ValidationError(
+                    _(
+                        "%(device)s: the standby share must be between 0 and 1 "
+                        "(0 %% to 100 %% of the price).",
+                        device=device.name,
+                    )
+                )
+            if device.price_unit < 0:
+                raise ValidationError(
+                    _("%(device)s: the price per unit must not be negative.", device=device.name)
+                )
+
+    @api.constrains("mqtt_topic", "parser_type", "channel", "power_path", "device_id")
+    def _check_engine_config(self):
+        for device in self:
+            if device.mqtt_topic and any(char in device.mqtt_topic for char in "+#"):
+                raise ValidationError(
+                    _(
+                        "%(device)s: the MQTT topic prefix must not contain the wildcards "
+                        "+ or #.",
+                        device=device.name,
+                    )
+                )
+            if device.parser_type == "json_path" and not device.power_path:
+                raise ValidationError(
+                    _(
+                        "%(device)s: a generic JSON device needs a power path.",
+                        device=device.name,
+                    )
+                )
+            # Whatever the checks above miss, the engine would refuse at runtime.
+            try:
+                device._ows_engine_config()
+            except ConfigError as exc:
+                raise ValidationError(
+                    _("%(device)s: %(error)s", device=device.name, error=exc)
+                ) from exc
+
+    @api.model
+    def _ows_normalize_vals(self, vals):
+        for key in ("device_id", "mqtt_topic", "channel", "power_path"):
+            if isinstance(vals.get(key), str):
+                vals[key] = vals[key].strip()
+        if isinstance(vals.get("mqtt_topic"), str):
+            vals["mqtt_topic"] = vals["mqtt_topic"].strip("/")
+        return vals
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._ows_normalize_vals(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._ows_normalize_vals(vals)
+        result = super().write(vals)
+        terms = set(BILLING_TERMS).intersection(vals)
+        if terms:
+            # Sessions not yet billed follow the device's terms; billed and free
+            # sessions keep the terms they were settled with.
+            sessions = self.env["mqtt.session"].sudo().search(
+                [("device_id", "in", self.ids), ("billing_state", "=", "to_bill")]
+            )
+            for device in self:
+                device_sessions = sessions.filtered(lambda s, d=device: s.device_id == d)
+                if device_sessions:
+                    device_sessions.with_context(ows_iot_ingest=True).write(
+                        device._ows_billing_terms()
+                    )
+        return result
+
+    def _ows_billing_terms(self):
+        """The billing terms a session of this device is settled with."""
+        self.ensure_one()
+        values = {}
+        for name in BILLING_TERMS:
+            value = self[name]
+            values[name] = value.id if isinstance(value, models.BaseModel) else value
+        return values
+
+    def _ows_engine_config(self):
+        """The device's session configuration as the engine takes it."""
+        self.ensure_one()
+        return DeviceConfig.from_dict(
+            {
+                name: (self[name] if self[name] is not False else None)
+                for name in ENGINE_FIELDS
+            }
+        )
+
+    def action_view_sessions(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Sessions of %(device)s", device=self.name),
+            "res_model": "mqtt.session",
+            "view_mode": "list,form,pivot,graph",
+            "domain": [("device_id", "=", self.id)],
+            "context": {"default_device_id": self.id},
+        }
+
+    # -- ingestion -------------------------------------------------------------------
+
+    def _ows_update_running_session(self):
+        """Point each device at its latest running session, if any."""
+        if not self:
+            return
+        running = self.env["mqtt.session"].sudo().search(
+            [("device_id", "in", self.ids), ("status", "=", "running")],
+            order="start_time desc, id desc",
+        )
+        latest = {}
+        for session in running:
+            latest.setdefault(session.device_id.id, session)
+        for device in self.sudo():
+            session = latest.get(device.id, self.env["mqtt.session"])
+            if device.running_session_id != session:
+                device.running_session_id = session

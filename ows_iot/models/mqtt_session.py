@@ -1,0 +1,513 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import logging
+from collections import defaultdict
+
+from psycopg2 import IntegrityError
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..services.billing import billable
+from ..services.events import SESSION_EVENT_TYPES
+from .mqtt_device import BILLING_ROUNDINGS, BILLING_TERMS, SESSION_STATES
+from .ows_iot_event import _order_key, _to_datetime
+
+_logger = logging.getLogger(__name__)
+
+# What the meter measured: written by the ingestion only.
+MEASURED_FIELDS = frozenset(
+    {
+        "session_id",
+        "device_id",
+        "company_id",
+        "start_time",
+        "end_time",
+        "status",
+        "current_state",
+        "total_duration_s",
+        "working_duration_s",
+        "standby_duration_s",
+        "start_power_w",
+        "end_power_w",
+        "current_power_w",
+        "avg_power_w",
+        "peak_power_w",
+        "energy_wh",
+        "last_heartbeat",
+        "last_event_seq",
+        "last_event_epoch",
+    }
+)
+# What settles the price: frozen once a session is billed or free.
+SETTLED_FIELDS = frozenset(BILLING_TERMS) | {"partner_id"} | MEASURED_FIELDS
+# Changed through the billing actions only.
+BILLING_STATE_FIELDS = frozenset({"billing_state", "billed_date"})
+# Errors of one session's update that must not fail the other sessions of a batch.
+APPLY_ERRORS = (IntegrityError, ValidationError, UserError, ValueError)
+
+
+class MqttSession(models.Model):
+    _name = "mqtt.session"
+    _description = "IoT Usage Session"
+    _inherit = ["mail.thread"]
+    _order = "start_time desc, id desc"
+
+    name = fields.Char(string="Reference", readonly=True, copy=False, default="/")
+    session_id = fields.Char(string="Session UUID", required=True, readonly=True, copy=False)
+    device_id = fields.Many2one(
+        "mqtt.device", required=True, readonly=True, index=True, ondelete="restrict"
+    )
+    company_id = fields.Many2one(
+        "res.company",
+        compute="_compute_company_id",
+        store=True,
+        precompute=True,
+        index=True,
+        readonly=True,
+    )
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Customer",
+        compute="_compute_partner_id",
+        store=True,
+        readonly=False,
+        precompute=True,
+        check_company=True,
+        tracking=True,
+        index=True,
+    )
+    note = fields.Text()
+    start_time = fields.Datetime(required=True, readonly=True, index=True)
+    end_time = fields.Datetime(readonly=True)
+    status = fields.Selection(
+        [("running", "Running"), ("completed", "Completed"), ("timeout", "Timed out")],
+        required=True,
+        default="running",
+        readonly=True,
+        index=True,
+        tracking=True,
+    )
+    current_state = fields.Selection(SESSION_STATES, readonly=True)
+    total_duration_s = fields.Float(string="Total (s)", readonly=True, aggregator="sum")
+    working_duration_s = fields.Float(string="Working (s)", readonly=True, aggregator="sum")
+    standby_duration_s = fields.Float(string="Standby (s)", readonly=True, aggregator="sum")
+    total_duration_h = fields.Float(
+        string="Total Hours", compute="_compute_hours", store=True, aggregator="sum"
+    )
+    working_duration_h = fields.Float(
+        string="Working Hours", compute="_compute_hours", store=True, aggregator="sum"
+    )
+    standby_duration_h = fields.Float(
+        string="Standby Hours", compute="_compute_hours", store=True, aggregator="sum"
+    )
+    start_power_w = fields.Float(string="Start Power (W)", readonly=True, aggregator=None)
+    end_power_w = fields.Float(string="End Power (W)", readonly=True, aggregator=None)
+    current_power_w = fields.Float(string="Current Power (W)", readonly=True, aggregator=None)
+    avg_power_w = fields.Float(string="Average Power (W)", readonly=True, aggregator="avg")
+    peak_power_w = fields.Float(string="Peak Power (W)", readonly=True, aggregator="max")
+    energy_wh = fields.Float(string="Energy (Wh)", readonly=True, aggregator="sum")
+    last_heartbeat = fields.Datetime(readonly=True)
+    # (seq, epoch) of the newest event applied: an older one never overwrites it.
+    last_event_seq = fields.Integer(readonly=True, copy=False)
+    last_event_epoch = fields.Float(readonly=True, copy=False)
+    event_ids = fields.One2many("ows.iot.event", "session_id", readonly=True)
+    event_count = fields.Integer(compute="_compute_event_count")
+
+    # Billing terms, copied from the device; they follow the device while the
+    # session is to bill and stay as settled once it is billed or free.
+    billing_unit_s = fields.Integer(
+        string="Billing Unit (s)", compute="_compute_billing_terms", store=True,
+        readonly=False, precompute=True,
+    )
+    billing_rounding = fields.Selection(
+        BILLING_ROUNDINGS, string="Rounding", compute="_compute_billing_terms", store=True,
+        readonly=False, precompute=True,
+    )
+    billing_min_units = fields.Integer(
+        string="Minimum Units", compute="_compute_billing_terms", store=True, readonly=False,
+        precompute=True,
+    )
+    bill_standby = fields.Boolean(
+        compute="_compute_billing_terms", store=True, readonly=False, precompute=True
+    )
+    standby_rate = fields.Float(
+        string="Standby Share", digits=(3, 2), compute="_compute_billing_terms", store=True,
+        readonly=False, precompute=True,
+    )
+    product_id = fields.Many2one(
+        "product.product", compute="_compute_billing_terms", store=True, readonly=False,
+        precompute=True, check_company=True,
+    )
+    price_unit = fields.Monetary(
+        string="Price per Unit", compute="_compute_billing_terms", store=True, readonly=False,
+        precompute=True, aggregator=None,
+    )
+    currency_id = fields.Many2one(
+        "res.currency", compute="_compute_billing_terms", store=True, readonly=False,
+        precompute=True,
+    )
+    billable_s = fields.Float(
+        string="Billable (s)", compute="_compute_billing", store=True, aggregator="sum"
+    )
+    billable_units = fields.Integer(compute="_compute_billing", store=True, aggregator="sum")
+    amount = fields.Monetary(compute="_compute_billing", store=True, aggregator="sum")
+    billing_state = fields.Selection(
+        [("to_bill", "To Bill"), ("billed", "Billed"), ("free", "Free")],
+        required=True,
+        default="to_bill",
+        readonly=True,
+        index=True,
+        tracking=True,
+        copy=False,
+    )
+    billed_date = fields.Datetime(readonly=True, copy=False)
+
+    _sql_constraints = [
+        ("session_id_uniq", "unique(session_id)", "A session with this UUID already exists."),
+    ]
+
+    @api.depends("device_id")
+    def _compute_company_id(self):
+        for session in self:
+            session.company_id = session.device_id.company_id
+
+    @api.depends("device_id")
+    def _compute_partner_id(self):
+        for session in self:
+            session.partner_id = session.device_id.partner_id
+
+    @api.depends("device_id")
+    def _compute_billing_terms(self):
+        for session in self:
+            if session.device_id:
+                session.update(session.device_id._ows_billing_terms())
+            else:
+                session.update(
+                    {
+                        "billing_unit_s": 60,
+                        "billing_rounding": "up",
+                        "billing_min_units": 0,
+                        "bill_standby": False,
+                        "standby_rate": 1.0,
+                        "product_id": False,
+                        "price_unit": 0.0,
+                        "currency_id": self.env.company.currency_id.id,
+                    }
+                )
+
+    @api.depends("total_duration_s", "working_duration_s", "standby_duration_s")
+    def _compute_hours(self):
+        for session in self:
+            session.total_duration_h = session.total_duration_s / 3600
+            session.working_duration_h = session.working_duration_s / 3600
+            session.standby_duration_h = session.standby_duration_s / 3600
+
+    @api.depends(
+        "working_duration_s",
+        "standby_duration_s",
+        "billing_unit_s",
+        "billing_rounding",
+        "billing_min_units",
+        "bill_standby",
+        "standby_rate",
+        "price_unit",
+        "currency_id",
+    )
+    def _compute_billing(self):
+        for session in self:
+            try:
+                seconds, units = billable(
+                    session.working_duration_s,
+                    session.standby_duration_s,
+                    session.billing_unit_s,
+                    session.billing_rounding or "up",
+                    session.billing_min_units,
+                    session.bill_standby,
+                    session.standby_rate,
+                )
+            except ValueError:
+                # Terms the device constraints would refuse: nothing to bill.
+                seconds, units = 0.0, 0
+            amount = units * session.price_unit
+            session.billable_s = seconds
+            session.billable_units = units
+            session.amount = session.currency_id.round(amount) if session.currency_id else amount
+
+    def _compute_event_count(self):
+        counts = dict(
+            self.env["ows.iot.event"]._read_group(
+                [("session_id", "in", self.ids)], ["session_id"], ["__count"]
+            )
+        )
+        for session in self:
+            session.event_count = counts.get(session._origin, 0)
+
+    @api.depends("name", "device_id")
+    def _compute_display_name(self):
+        for session in self:
+            session.display_name = (
+                f"{session.name} ({session.device_id.name})" if session.device_id else session.name
+            )
+
+    @api.constrains(*BILLING_TERMS)
+    def _check_billing_terms(self):
+        for session in self:
+            if session.billing_unit_s <= 0:
+                raise ValidationError(_("The billing unit must be at least one second."))
+            if session.billing_min_units < 0:
+                raise ValidationError(_("The minimum units must not be negative."))
+            if not 0 <= session.standby_rate <= 1:
+                raise ValidationError(_("The standby share must be between 0 and 1."))
+            if session.price_unit < 0:
+                raise ValidationError(_("The price per unit must not be negative."))
+
+    # -- writes ----------------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su:
+            raise UserError(_("Sessions are created from meter events only."))
+        for vals in vals_list:
+            if vals.get("name", "/") == "/":
+                vals["name"] = self.env["ir.sequence"].next_by_code("mqtt.session") or "/"
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if not self.env.su and set(vals) & (MEASURED_FIELDS | BILLING_STATE_FIELDS):
+            raise UserError(
+                _("Session figures come from the meter and are changed by the ingestion only.")
+            )
+        if set(vals) & SETTLED_FIELDS:
+            settled = self.filtered(lambda session: session.billing_state != "to_bill")
+            if settled:
+                raise UserError(
+                    _(
+                        "Session %(session)s is %(state)s: reset it to bill before changing "
+                        "its customer, billing terms or figures.",
+                        session=settled[0].display_name,
+                        state=dict(
+                            self._fields["billing_state"]._description_selection(self.env)
+                        )[settled[0].billing_state],
+                    )
+                )
+        return super().write(vals)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_billed(self):
+        if self.filtered(lambda session: session.billing_state == "billed"):
+            raise UserError(_("A billed session cannot be deleted."))
+
+    # -- billing actions -------------------------------------------------------------
+
+    def _ows_check_billable(self):
+        self.check_access("write")
+        running = self.filtered(lambda session: session.status == "running")
+        if running:
+            raise UserError(
+                _(
+                    "Session %(session)s is still running: only ended sessions can be "
+                    "billed or made free of charge.",
+                    session=running[0].display_name,
+                )
+            )
+
+    def action_mark_billed(self):
+        self._ows_check_billable()
+        billed = self.filtered(lambda session: session.billing_state == "billed")
+        if billed:
+            raise UserError(
+                _("Session %(session)s is already billed.", session=billed[0].display_name)
+            )
+        free = self.filtered(lambda session: session.billing_state == "free")
+        if free:
+            raise UserError(
+                _(
+                    "Session %(session)s is free of charge: reset it to bill first.",
+                    session=free[0].display_name,
+                )
+            )
+        self.sudo().write({"billing_state": "billed", "billed_date": fields.Datetime.now()})
+        return True
+
+    def action_mark_free(self):
+        self._ows_check_billable()
+        billed = self.filtered(lambda session: session.billing_state == "billed")
+        if billed:
+            raise UserError(
+                _(
+                    "Session %(session)s is already billed and cannot be made free.",
+                    session=billed[0].display_name,
+                )
+            )
+        self.filtered(lambda session: session.billing_state == "to_bill").sudo().write(
+            {"billing_state": "free"}
+        )
+        return True
+
+    def action_reset_to_bill(self):
+        self.check_access("write")
+        billed = self.filtered(lambda session: session.billing_state == "billed")
+        if billed and not self.env.user.has_group("base.group_system"):
+            raise UserError(
+                _(
+                    "Session %(session)s is already billed; only an administrator can "
+                    "reopen it, so that it is not billed twice.",
+                    session=billed[0].display_name,
+                )
+            )
+        settled = self.filtered(lambda session: session.billing_state != "to_bill")
+        settled.sudo().write({"billing_state": "to_bill", "billed_date": False})
+        for session in billed:
+            session.message_post(body=_("Billing reopened after the session had been billed."))
+        return True
+
+    def action_view_events(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Events of %(session)s", session=self.display_name),
+            "res_model": "ows.iot.event",
+            "view_mode": "list,form",
+            "domain": [("session_id", "=", self.id)],
+        }
+
+    # -- ingestion -------------------------------------------------------------------
+
+    @api.model
+    def _ows_apply_events(self, events, infos, errors):
+        """Create and update sessions from applied session events.
+
+        Each session follows its newest event (every payload carries the whole
+        session), so the order of the events does not matter. Adds to ``errors``
+        (event id -> message) the events that could not be applied; returns
+        event id -> session id for the events to link.
+        """
+        groups = defaultdict(list)
+        for event in events:
+            if event["event_type"] in SESSION_EVENT_TYPES:
+                groups[event["session_id"]].append(event)
+        if not groups:
+            return {}
+        Session = self.sudo().with_context(
+            ows_iot_ingest=True, mail_create_nolog=True, mail_create_nosubscribe=True
+        )
+        existing = {
+            session.session_id: session
+            for session in Session.search([("session_id", "in", list(groups))])
+        }
+        plans = []
+        for uid, group in groups.items():
+            plan = self._ows_plan(uid, group, existing.get(uid), infos, errors)
+            if plan:
+                plans.append(plan)
+        try:
+            with self.env.cr.savepoint():
+                sessions = self._ows_execute(Session, plans)
+        except APPLY_ERRORS:
+            # One session's failure must not lose the others: apply them one by one.
+            sessions = {}
+            for plan in plans:
+                try:
+                    with self.env.cr.savepoint():
+                        sessions.update(self._ows_execute(Session, [plan]))
+                except APPLY_ERRORS as exc:
+                    message = _("Session %(session)s not applied: %(error)s", session=plan["uid"], error=exc)
+                    _logger.warning("%s", message)
+                    for event in plan["events"]:
+                        errors.setdefault(event["id"], message)
+        links = {}
+        for plan in plans:
+            session = sessions.get(plan["uid"])
+            if session:
+                for event in plan["events"]:
+                    links[event["id"]] = session.id
+        return links
+
+    @api.model
+    def _ows_plan(self, uid, group, session, infos, errors):
+        """What to write for one session, or None when none of its events applies."""
+        owner = session.device_id if session else max(group, key=_order_key)["device"]
+        foreign = [event for event in group if event["device"] != owner]
+        for event in foreign:
+            errors[event["id"]] = _(
+                "Session %(session)s belongs to device %(device)s.",
+                session=uid,
+                device=owner.device_id,
+            )
+        group = [event for event in group if event["device"] == owner]
+        if not group:
+            return None
+        newest = max(group, key=_order_key)
+        heartbeats = [e["epoch"] for e in group if e["event_type"] == "session_heartbeat"]
+        last_heartbeat = _to_datetime(max(heartbeats)) if heartbeats else None
+        if not session:
+            vals = self._ows_values(newest, infos[newest["id"]])
+            vals.update(session_id=uid, device_id=owner.id)
+            if last_heartbeat:
+                vals["last_heartbeat"] = last_heartbeat
+            return {"uid": uid, "session": None, "vals": vals, "events": group}
+        vals = {}
+        stored = (session.last_event_seq, session.last_event_epoch)
+        if _order_key(newest) > stored:
+            if session.billing_state != "to_bill":
+                for event in group:
+                    if _order_key(event) > stored:
+                        errors[event["id"]] = _(
+                            "Session %(session)s is already settled (%(state)s); its figures "
+                            "are not changed.",
+                            session=session.display_name,
+                            state=session.billing_state,
+                        )
+            else:
+                vals = self._ows_values(newest, infos[newest["id"]])
+        if (
+            last_heartbeat
+            and session.billing_state == "to_bill"
+            and (not session.last_heartbeat or last_heartbeat > session.last_heartbeat)
+        ):
+            vals["last_heartbeat"] = last_heartbeat
+        vals = {name: value for name, value in vals.items() if session[name] != value}
+        return {"uid": uid, "session": session, "vals": vals, "events": group}
+
+    @api.model
+    def _ows_values(self, event, info):
+        """Session values from one self-sufficient session event."""
+        payload = event["payload"]
+
+        def number(key):
+            return float(payload.get(key) or 0.0)
+
+        vals = {
+            "start_time": _to_datetime(info["start"]),
+            "end_time": _to_datetime(info["end"]) if info["end"] is not None else False,
+            "status": info["status"],
+            "total_duration_s": info["total_s"],
+            "working_duration_s": info["working_s"],
+            "standby_duration_s": info["standby_s"],
+            "start_power_w": number("start_power_w"),
+            "end_power_w": number("end_power_w"),
+            "current_power_w": number("power_w"),
+            "avg_power_w": number("avg_power_w"),
+            "peak_power_w": number("peak_power_w"),
+            "energy_wh": number("energy_wh"),
+            "last_event_seq": event["seq"] or 0,
+            "last_event_epoch": event["epoch"],
+        }
+        if info["state"]:
+            vals["current_state"] = info["state"]
+        return vals
+
+    @api.model
+    def _ows_execute(self, Session, plans):
+        """Write the plans; returns session uuid -> session."""
+        new = [plan for plan in plans if plan["session"] is None]
+        sessions = {}
+        if new:
+            created = Session.create([plan["vals"] for plan in new])
+            sessions.update(zip([plan["uid"] for plan in new], created, strict=True))
+        for plan in plans:
+            if plan["session"] is not None:
+                if plan["vals"]:
+                    plan["session"].write(plan["vals"])
+                sessions[plan["uid"]] = plan["session"]
+        return sessions

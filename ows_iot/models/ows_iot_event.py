@@ -1,0 +1,615 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""The event log and the single path that applies engine events to the database."""
+
+import json
+import logging
+import math
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from psycopg2 import errors as pg_errors
+from psycopg2.extras import Json
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
+
+from ..services.events import EVENT_TYPES, SESSION_EVENT_TYPES, STATES
+from .mqtt_device import SESSION_STATES
+
+_logger = logging.getLogger(__name__)
+
+EVENT_TYPE_LABELS = [
+    ("session_started", "Session started"),
+    ("session_heartbeat", "Session heartbeat"),
+    ("session_stopped", "Session stopped"),
+    ("session_timeout", "Session timeout"),
+    ("state_changed", "State changed"),
+    ("device_online", "Device online"),
+    ("device_offline", "Device offline"),
+]
+SESSION_STATUSES = ("running", "completed", "timeout")
+# The status a session has after an event of this type, when its payload omits it.
+TYPE_STATUS = {
+    "session_started": "running",
+    "session_heartbeat": "running",
+    "state_changed": "running",
+    "session_stopped": "completed",
+    "session_timeout": "timeout",
+}
+# Payload keys holding seconds, watts or watt-hours: finite and not negative.
+PAYLOAD_NUMBERS = (
+    "working_s",
+    "standby_s",
+    "total_s",
+    "energy_wh",
+    "power_w",
+    "start_power_w",
+    "end_power_w",
+    "avg_power_w",
+    "peak_power_w",
+    "interval_working_s",
+    "interval_standby_s",
+)
+# Events that prove the device alive at their timestamp. A heartbeat fires on the
+# engine's clock and a silence offline is dated at the last message: neither is news.
+SEEN_EVENT_TYPES = ("session_started", "state_changed", "session_stopped", "device_online")
+ONLINE_BY_TYPE = {
+    "session_started": True,
+    "state_changed": True,
+    "session_stopped": True,
+    "device_online": True,
+    "device_offline": False,
+}
+# Fields the ingestion may set on an event row after it was written.
+PROCESSING_FIELDS = frozenset({"processed", "processing_error", "session_id"})
+MAX_ID_LENGTH = 128
+# Epoch bounds of a plausible event: 2000-01-01 .. 2100-01-01.
+MIN_EPOCH, MAX_EPOCH = 946_684_800.0, 4_102_444_800.0
+INSERT_CHUNK = 1000
+# Concurrent writers of the same event_uid: the other transaction won, ours is a duplicate.
+CONFLICT_ERRORS = (pg_errors.UniqueViolation, pg_errors.SerializationFailure)
+
+
+class EventError(ValueError):
+    """An event that cannot be applied; the message names the offending field."""
+
+
+def _epoch(value, name):
+    """Epoch seconds from a number or an ISO 8601 string (naive means UTC)."""
+    if isinstance(value, bool):
+        raise EventError(f"{name} must be epoch seconds or an ISO 8601 string")
+    if isinstance(value, int | float):
+        epoch = float(value)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise EventError(f"{name} is not an ISO 8601 timestamp: {value[:40]!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        epoch = moment.timestamp()
+    else:
+        raise EventError(f"{name} must be epoch seconds or an ISO 8601 string")
+    if not math.isfinite(epoch) or not MIN_EPOCH <= epoch < MAX_EPOCH:
+        raise EventError(f"{name} is out of range (years 2000 to 2099)")
+    return epoch
+
+
+def _to_datetime(epoch):
+    """A naive UTC datetime as Odoo stores it (whole seconds)."""
+    return datetime.fromtimestamp(epoch, tz=UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _identifier(event, name, required=True, max_length=MAX_ID_LENGTH):
+    value = event.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise EventError(f"{name} must be a non-empty string")
+    if len(value) > max_length:
+        raise EventError(f"{name} must be at most {max_length} characters")
+    return value.strip()
+
+
+def parse_envelope(event):
+    """Check an event's envelope; returns it normalised.
+
+    An event failing here is rejected and nothing is written: without a valid uid,
+    type, device and time there is no row to record an error on.
+    """
+    if not isinstance(event, dict):
+        raise EventError("event must be a JSON object")
+    uid = _identifier(event, "event_uid")
+    event_type = event.get("event_type")
+    if event_type not in EVENT_TYPES:
+        raise EventError(f"event_type must be one of {', '.join(EVENT_TYPES)}")
+    device = _identifier(event, "device_id")
+    session_required = event_type in SESSION_EVENT_TYPES
+    session = _identifier(event, "session_id", required=session_required)
+    if "timestamp" not in event:
+        raise EventError("timestamp is required")
+    epoch = _epoch(event["timestamp"], "timestamp")
+    payload = event.get("payload")
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise EventError("payload must be a JSON object")
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError):
+        raise EventError("payload must be plain JSON (no NaN or Infinity)") from None
+    seq = payload.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+        # Kept for the row; parse_payload reports it as a processing error.
+        seq = None
+    return {
+        "event_uid": uid,
+        "event_type": event_type,
+        "device_id": device,
+        "session_id": session,
+        "epoch": epoch,
+        "payload": payload,
+        "seq": seq,
+    }
+
+
+def parse_payload(event):
+    """Check a stored event's payload; returns what it says about session and device.
+
+    An event failing here is stored with its processing error.
+    """
+    payload = event["payload"]
+    seq = payload.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+        raise EventError("payload.seq must be a non-negative integer")
+    for key in PAYLOAD_NUMBERS:
+        value = payload.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise EventError(f"payload.{key} must be a number")
+        if not math.isfinite(value) or value < 0:
+            raise EventError(f"payload.{key} must be a finite number, not negative")
+    state = payload.get("state")
+    if state is None and event["event_type"] == "state_changed":
+        state = payload.get("to_state")
+    if state is not None and state not in STATES:
+        raise EventError(f"payload.state must be one of {', '.join(STATES)}")
+    info = {"state": state, "power_w": payload.get("power_w")}
+    if event["event_type"] not in SESSION_EVENT_TYPES:
+        return info
+    if payload.get("start") is None:
+        raise EventError("payload.start is required for session events")
+    start = _epoch(payload["start"], "payload.start")
+    end = None if payload.get("end") is None else _epoch(payload["end"], "payload.end")
+    status = payload.get("status") or TYPE_STATUS[event["event_type"]]
+    if status not in SESSION_STATUSES:
+        raise EventError(f"payload.status must be one of {', '.join(SESSION_STATUSES)}")
+    if status == "running" and end is not None:
+        raise EventError("payload.end must be null while the session is running")
+    if status != "running" and end is None:
+        raise EventError(f"payload.end is required for a {status} session")
+    if end is not None and end < start:
+        raise EventError("payload.end is before payload.start")
+    working = float(payload.get("working_s") or 0.0)
+    standby = float(payload.get("standby_s") or 0.0)
+    total = payload.get("total_s")
+    if state is None:
+        state = "idle" if status != "running" else None
+    info.update(
+        start=start,
+        end=end,
+        status=status,
+        state=state,
+        working_s=working,
+        standby_s=standby,
+        total_s=float(total) if total is not None else working + standby,
+    )
+    return info
+
+
+def _order_key(event):
+    """Newer events sort higher: the engine's per-device seq, then the time."""
+    return (event["seq"] or 0, event["epoch"])
+
+
+class OwsIotEvent(models.Model):
+    _name = "ows.iot.event"
+    _description = "IoT Event"
+    _order = "timestamp desc, id desc"
+    _rec_name = "event_uid"
+
+    event_uid = fields.Char(string="Event UID", required=True, readonly=True, index=True)
+    event_type = fields.Selection(EVENT_TYPE_LABELS, required=True, readonly=True, index=True)
+    timestamp = fields.Datetime(required=True, readonly=True, index=True)
+    timestamp_epoch = fields.Float(
+        string="Timestamp (epoch)", readonly=True, help="The exact time, in seconds since 1970."
+    )
+    device_id = fields.Many2one(
+        "mqtt.device", required=True, readonly=True, index=True, ondelete="restrict"
+    )
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
+    session_uid = fields.Char(
+        string="Session UUID", readonly=True, index=True, help="The session as the event names it."
+    )
+    session_id = fields.Many2one("mqtt.session", readonly=True, index=True, ondelete="restrict")
+    payload_json = fields.Json(string="Payload", readonly=True)
+    payload_text = fields.Text(string="Payload (JSON)", compute="_compute_payload_text")
+    seq = fields.Integer(string="Sequence", readonly=True, help="The engine's per-device order.")
+    power_w = fields.Float(string="Power (W)", readonly=True)
+    state = fields.Selection(SESSION_STATES, readonly=True)
+    processed = fields.Boolean(readonly=True, index=True)
+    processing_error = fields.Text(readonly=True)
+
+    _sql_constraints = [
+        ("event_uid_uniq", "unique(event_uid)", "An event with this UID was already received."),
+    ]
+
+    @api.depends("payload_json")
+    def _compute_payload_text(self):
+        for event in self:
+            event.payload_text = (
+                json.dumps(event.payload_json, indent=2, sort_keys=True)
+                if event.payload_json
+                else False
+            )
+
+    # -- immutability ----------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.context.get("ows_iot_ingest"):
+            raise UserError(_("IoT events are written by the ingestion only."))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        # Only the ingestion completes a row it wrote (or one whose processing failed);
+        # a processed event is final.
+        if (
+            not self.env.context.get("ows_iot_ingest")
+            or set(vals) - PROCESSING_FIELDS
+            or self.filtered("processed")
+        ):
+            raise UserError(_("IoT events are an immutable log and cannot be changed."))
+        return super().write(vals)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_processed(self):
+        if self.filtered("processed"):
+            raise UserError(_("Processed IoT events are an immutable log and cannot be deleted."))
+
+    # -- ingestion -------------------------------------------------------------------
+
+    @api.model
+    def ingest_events(self, events):
+        """Apply a batch of engine events to the database, idempotently.
+
+        ``events`` is a list of mappings in the schema of ``services/events.py``
+        (``timestamp`` and ``payload.start``/``end`` as epoch seconds or ISO 8601
+        strings, ``device_id`` the device's external id). Returns one result per
+        event, in input order::
+
+            {"event_uid": str | None, "status": "created" | "duplicate" | "error",
+             "id": int | None, "message": str | None}
+
+        - ``created``: the event row is written and applied (sessions, device).
+        - ``duplicate``: the event_uid is known (in the database or earlier in the
+          batch); nothing is written. ``id`` is the existing row where known.
+        - ``error`` without ``id``: the event is rejected (schema, unknown device);
+          nothing is written.
+        - ``error`` with ``id``: the row is written with ``processing_error`` and
+          ``processed`` False; the message says why it was not applied.
+
+        Sessions follow each session's newest event (payload ``seq``, then time), so
+        batches applied in any order end in the same sessions. Devices are resolved
+        within the caller's companies; callers are IoT managers or the superuser.
+        The method never commits; it raises only on database failures.
+        """
+        if not self.env.su and not self.env.user.has_group("ows_iot.group_ows_iot_manager"):
+            raise AccessError(_("Only IoT managers may submit IoT events."))
+        if not isinstance(events, list | tuple):
+            raise UserError(_("IoT events must be submitted as a list."))
+        results = [None] * len(events)
+        accepted = []  # (index, parsed envelope)
+        batch_uids = {}
+        for index, raw in enumerate(events):
+            try:
+                event = parse_envelope(raw)
+            except EventError as exc:
+                uid = raw.get("event_uid") if isinstance(raw, dict) else None
+                results[index] = self._ows_result(uid if isinstance(uid, str) else None, "error", message=str(exc))
+                continue
+            if event["event_uid"] in batch_uids:
+                results[index] = self._ows_result(
+                    event["event_uid"], "duplicate", message=_("Repeated within the batch.")
+                )
+                continue
+            batch_uids[event["event_uid"]] = index
+            accepted.append((index, event))
+
+        known = self._ows_known_uids([event["event_uid"] for _index, event in accepted])
+        devices = self._ows_resolve_devices(
+            {event["device_id"] for _index, event in accepted if event["event_uid"] not in known}
+        )
+        to_insert = []
+        for index, event in accepted:
+            uid = event["event_uid"]
+            if uid in known:
+                results[index] = self._ows_result(uid, "duplicate", known[uid])
+                continue
+            device = devices.get(event["device_id"])
+            if not isinstance(device, models.BaseModel):
+                results[index] = self._ows_result(uid, "error", message=device)
+                continue
+            event["device"] = device
+            to_insert.append((index, event))
+
+        inserted = self._ows_insert(to_insert)
+        claimed = []
+        for index, event in to_insert:
+            event_id = inserted.get(event["event_uid"])
+            if event_id is None:
+                results[index] = self._ows_result(
+                    event["event_uid"], "duplicate", message=_("Received concurrently.")
+                )
+                continue
+            event["id"] = event_id
+            claimed.append((index, event))
+        errors = self._ows_apply([event for _index, event in claimed])
+        for index, event in claimed:
+            error = errors.get(event["id"])
+            results[index] = self._ows_result(
+                event["event_uid"], "error" if error else "created", event["id"], error
+            )
+        return results
+
+    @api.model
+    def _ows_result(self, uid, status, event_id=None, message=None):
+        return {"event_uid": uid, "status": status, "id": event_id, "message": message}
+
+    @api.model
+    def _ows_known_uids(self, uids):
+        """uid -> id of the events already stored, whichever company they belong to."""
+        known = {}
+        for start in range(0, len(uids), INSERT_CHUNK):
+            chunk = uids[start : start + INSERT_CHUNK]
+            for row in self.sudo().search_read([("event_uid", "in", chunk)], ["event_uid"]):
+                known[row["event_uid"]] = row["id"]
+        return known
+
+    @api.model
+    def _ows_resolve_devices(self, external_ids):
+        """external id -> device, or -> an error message.
+
+        Archived devices still take events, so a session running when its device is
+        archived can finish. The search runs with the caller's record rules.
+        """
+        found = defaultdict(list)
+        if external_ids:
+            devices = (
+                self.env["mqtt.device"]
+                .with_context(active_test=False)
+                .search([("device_id", "in", list(external_ids))])
+            )
+            for device in devices:
+                found[device.device_id].append(device.sudo())
+        resolved = {}
+        for external_id in external_ids:
+            matches = found.get(external_id, [])
+            if len(matches) == 1:
+                resolved[external_id] = matches[0]
+            elif not matches:
+                resolved[external_id] = _("Unknown device_id %(device)r.", device=external_id)
+            else:
+                resolved[external_id] = _(
+                    "device_id %(device)r is ambiguous: it exists in several companies.",
+                    device=external_id,
+                )
+        return resolved
+
+    @api.model
+    def _ows_insert(self, items):
+        """Insert event rows, skipping known uids; returns uid -> new id.
+
+        INSERT ... ON CONFLICT DO NOTHING writes each uid once even when another
+        transaction inserts the same uid at the same time; under Odoo's repeatable
+        read isolation that race surfaces as an error, then each row is retried on
+        its own and the one the other transaction wrote counts as a duplicate.
+        """
+        if not items:
+            return {}
+        self.env.flush_all()
+        now = self.env.cr.now()
+        uid = self.env.uid
+        rows = []
+        for _index, event in items:
+            payload = event["payload"]
+            state = payload.get("state")
+            if event["event_type"] == "state_changed":
+                state = payload.get("to_state", state)
+            power = payload.get("power_w")
+            rows.append(
+                (
+                    event["event_uid"],
+                    event["event_type"],
+                    _to_datetime(event["epoch"]),
+                    event["epoch"],
+                    event["device"].id,
+                    event["device"].company_id.id,
+                    event["session_id"],
+                    Json(payload) if payload else None,
+                    event["seq"],
+                    float(power)
+                    if isinstance(power, int | float)
+                    and not isinstance(power, bool)
+                    and math.isfinite(power)
+                    else None,
+                    state if state in STATES else None,
+                    False,
+                    uid,
+                    now,
+                    uid,
+                    now,
+                )
+            )
+        inserted = {}
+        try:
+            with self.env.cr.savepoint(flush=False):
+                for start in range(0, len(rows), INSERT_CHUNK):
+                    inserted.update(self._ows_insert_rows(rows[start : start + INSERT_CHUNK]))
+        except CONFLICT_ERRORS:
+            _logger.info("Concurrent insert of IoT events; inserting one by one")
+            inserted = {}
+            for row in rows:
+                try:
+                    with self.env.cr.savepoint(flush=False):
+                        inserted.update(self._ows_insert_rows([row]))
+                except CONFLICT_ERRORS:
+                    continue
+        return inserted
+
+    @api.model
+    def _ows_insert_rows(self, rows):
+        columns = (
+            "event_uid",
+            "event_type",
+            "timestamp",
+            "timestamp_epoch",
+            "device_id",
+            "company_id",
+            "session_uid",
+            "payload_json",
+            "seq",
+            "power_w",
+            "state",
+            "processed",
+            "create_uid",
+            "create_date",
+            "write_uid",
+            "write_date",
+        )
+        placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        query = (
+            f"INSERT INTO ows_iot_event ({', '.join(columns)}) "  # noqa: S608 (fixed names)
+            f"VALUES {', '.join([placeholder] * len(rows))} "
+            "ON CONFLICT (event_uid) DO NOTHING RETURNING event_uid, id"
+        )
+        self.env.cr.execute(query, [value for row in rows for value in row], log_exceptions=False)
+        return dict(self.env.cr.fetchall())
+
+    @api.model
+    def _ows_apply(self, events):
+        """Apply stored events (parsed as by parse_envelope, with their row ``id``).
+
+        Returns event id -> processing error for the events that could not be applied;
+        the others are marked processed and linked to their session.
+        """
+        errors = {}
+        infos = {}
+        for event in events:
+            try:
+                infos[event["id"]] = parse_payload(event)
+            except EventError as exc:
+                errors[event["id"]] = str(exc)
+        valid = [event for event in events if event["id"] not in errors]
+        links = self.env["mqtt.session"]._ows_apply_events(valid, infos, errors)
+        self._ows_apply_to_devices([event for event in valid if event["id"] not in errors], infos)
+        Event = self.with_context(ows_iot_ingest=True).sudo()
+        by_values = defaultdict(list)
+        for event in events:
+            error = errors.get(event["id"])
+            values = (links.get(event["id"], False), not error, error or False)
+            by_values[values].append(event["id"])
+        for (session_id, processed, error), ids in by_values.items():
+            Event.browse(ids).write(
+                {"session_id": session_id, "processed": processed, "processing_error": error}
+            )
+        return errors
+
+    @api.model
+    def _ows_apply_to_devices(self, events, infos):
+        """Update the live fields of the devices from applied events.
+
+        Each live field follows the newest event that speaks about it, so the result
+        does not depend on the order in which batches arrive.
+        """
+        by_device = defaultdict(list)
+        for event in events:
+            by_device[event["device"]].append(event)
+        touched = self.env["mqtt.device"]
+        for device, device_events in by_device.items():
+            device = device.sudo()
+            marks = dict(device.live_marks or {})
+            vals = {}
+            state_events = [e for e in device_events if e["event_type"] in SESSION_EVENT_TYPES]
+            if state_events:
+                touched |= device
+                newest = max(state_events, key=_order_key)
+                if list(_order_key(newest)) > marks.get("state", [-1, 0.0]):
+                    info = infos[newest["id"]]
+                    vals["current_state"] = info["state"] or device.current_state
+                    # After a timeout the meter is silent: its last power is stale.
+                    vals["current_power_w"] = (
+                        0.0
+                        if newest["event_type"] == "session_timeout"
+                        else float(info["power_w"] or 0.0)
+                    )
+                    marks["state"] = list(_order_key(newest))
+            online_events = [e for e in device_events if e["event_type"] in ONLINE_BY_TYPE]
+            if online_events:
+                newest = max(online_events, key=_order_key)
+                online_key = list(_order_key(newest))
+                if online_key > marks.get("online", [-1, 0.0]):
+                    vals["online"] = ONLINE_BY_TYPE[newest["event_type"]]
+                    marks["online"] = online_key
+                    # Gone since after its last reading: no power to show.
+                    if not vals["online"] and online_key > marks.get("state", [-1, 0.0]):
+                        vals["current_power_w"] = 0.0
+            seen = [e["epoch"] for e in device_events if e["event_type"] in SEEN_EVENT_TYPES]
+            if seen:
+                last_seen = _to_datetime(max(seen))
+                if not device.last_seen or last_seen > device.last_seen:
+                    vals["last_seen"] = last_seen
+            vals = {name: value for name, value in vals.items() if device[name] != value}
+            if marks != (device.live_marks or {}):
+                vals["live_marks"] = marks
+            if vals:
+                device.write(vals)
+        touched._ows_update_running_session()
+
+    def action_reprocess(self):
+        """Apply again the events whose processing failed (e.g. after a fix)."""
+        if not self.env.su and not self.env.user.has_group("ows_iot.group_ows_iot_manager"):
+            raise AccessError(_("Only IoT managers may reprocess IoT events."))
+        pending = self.sudo().filtered(lambda event: not event.processed)
+        events = [
+            {
+                "id": event.id,
+                "event_uid": event.event_uid,
+                "event_type": event.event_type,
+                "device_id": event.device_id.device_id,
+                "device": event.device_id,
+                "session_id": event.session_uid or None,
+                "epoch": event.timestamp_epoch,
+                "payload": event.payload_json or {},
+                "seq": event.seq if isinstance((event.payload_json or {}).get("seq"), int) else None,
+            }
+            for event in pending
+        ]
+        errors = self._ows_apply(events)
+        if errors:
+            message = _(
+                "%(failed)s of %(total)s event(s) still fail: %(errors)s",
+                failed=len(errors),
+                total=len(events),
+                errors="; ".join(sorted(set(errors.values()))),
+            )
+            kind = "warning"
+        else:
+            message = _("%(total)s event(s) applied.", total=len(events))
+            kind = "success"
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"message": message, "type": kind, "sticky": bool(errors)},
+        }

@@ -1,0 +1,103 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
+DEFAULT_KEEPALIVE = 60
+DEFAULT_QOS = 1
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    ows_iot_mqtt_host = fields.Char(
+        string="MQTT Broker Host",
+        config_parameter="ows_iot.mqtt_host",
+        help="Host name or address of the MQTT broker. Empty: no broker is contacted.",
+    )
+    ows_iot_mqtt_port = fields.Integer(
+        string="MQTT Broker Port",
+        config_parameter="ows_iot.mqtt_port",
+        default=DEFAULT_PORT,
+        help="Usually 1883, or 8883 with TLS.",
+    )
+    ows_iot_mqtt_username = fields.Char(
+        string="MQTT Username", config_parameter="ows_iot.mqtt_username"
+    )
+    ows_iot_mqtt_password = fields.Char(
+        string="MQTT Password",
+        config_parameter="ows_iot.mqtt_password",
+        groups="base.group_system",
+    )
+    ows_iot_mqtt_tls = fields.Boolean(
+        string="Use TLS", config_parameter="ows_iot.mqtt_tls", help="Encrypt the connection."
+    )
+    ows_iot_mqtt_ca_file = fields.Char(
+        string="CA Certificate File",
+        config_parameter="ows_iot.mqtt_ca_file",
+        help="Path on the Odoo server to the CA certificate(s) that signed the broker's "
+        "certificate. Empty: the system's trusted CAs.",
+    )
+    ows_iot_mqtt_cert_file = fields.Char(
+        string="Client Certificate File",
+        config_parameter="ows_iot.mqtt_cert_file",
+        help="Path on the Odoo server to a client certificate, if the broker requires one.",
+    )
+    ows_iot_mqtt_key_file = fields.Char(
+        string="Client Key File",
+        config_parameter="ows_iot.mqtt_key_file",
+        help="Path on the Odoo server to the client certificate's private key.",
+    )
+    ows_iot_mqtt_client_id = fields.Char(
+        string="MQTT Client ID",
+        config_parameter="ows_iot.mqtt_client_id",
+        help="Fixed client id of the connection, which keeps the broker session across "
+        "restarts. Empty: derived from the database.",
+    )
+    ows_iot_mqtt_keepalive = fields.Integer(
+        string="Keepalive (s)", config_parameter="ows_iot.mqtt_keepalive", default=DEFAULT_KEEPALIVE
+    )
+    ows_iot_mqtt_qos = fields.Selection(
+        [("0", "0 - at most once"), ("1", "1 - at least once"), ("2", "2 - exactly once")],
+        string="MQTT QoS",
+        config_parameter="ows_iot.mqtt_qos",
+        default=str(DEFAULT_QOS),
+        help="Quality of service of the subscriptions; 1 is recommended.",
+    )
+
+    @api.constrains("ows_iot_mqtt_port", "ows_iot_mqtt_keepalive")
+    def _check_ows_iot_mqtt(self):
+        for settings in self:
+            if not 1 <= settings.ows_iot_mqtt_port <= 65535:
+                raise ValidationError(_("The MQTT broker port must be between 1 and 65535."))
+            if settings.ows_iot_mqtt_keepalive <= 0:
+                raise ValidationError(_("The MQTT keepalive must be a positive number of seconds."))
+
+    @api.model
+    def _ows_iot_broker_settings(self):
+        """The broker settings as the MQTT client takes them, defaults applied."""
+        params = self.env["ir.config_parameter"].sudo()
+
+        def integer(key, default):
+            try:
+                return int(params.get_param(key) or default)
+            except ValueError:
+                return default
+
+        tls = params.get_param("ows_iot.mqtt_tls") in ("True", "true", "1")
+        database_uuid = params.get_param("database.uuid") or self.env.cr.dbname
+        return {
+            "host": (params.get_param("ows_iot.mqtt_host") or "").strip(),
+            "port": integer("ows_iot.mqtt_port", DEFAULT_TLS_PORT if tls else DEFAULT_PORT),
+            "username": params.get_param("ows_iot.mqtt_username") or None,
+            "password": params.get_param("ows_iot.mqtt_password") or None,
+            "tls": tls,
+            "ca_file": params.get_param("ows_iot.mqtt_ca_file") or None,
+            "cert_file": params.get_param("ows_iot.mqtt_cert_file") or None,
+            "key_file": params.get_param("ows_iot.mqtt_key_file") or None,
+            "client_id": params.get_param("ows_iot.mqtt_client_id")
+            or f"ows-iot-{database_uuid[:12]}",
+            "keepalive": integer("ows_iot.mqtt_keepalive", DEFAULT_KEEPALIVE),
+            "qos": min(max(integer("ows_iot.mqtt_qos", DEFAULT_QOS), 0), 2),
+        }
