@@ -38,6 +38,8 @@ class Ingestor:
         self.engines: dict[str, DeviceEngine] = {}
         self.clock_ms: int | None = None
         self.messages = 0
+        # The device's own timestamp of the last message, when it was used.
+        self.last_device_ts: float | None = None
         self.dropped: Counter = Counter()
         self._prefixes: dict[str, DeviceEngine] = {}
         self._routes: dict[str, tuple] = {}
@@ -112,19 +114,29 @@ class Ingestor:
     def _refresh_deadline(self) -> None:
         self._next_deadline = min((e.next_deadline() for e in self.engines.values()), default=NEVER)
 
-    def process(self, topic: str, payload: bytes, receive_ts: float) -> list[Event]:
-        """Apply one MQTT message received at ``receive_ts`` (epoch seconds)."""
+    def process(
+        self, topic: str, payload: bytes, receive_ts: float, catch_up: bool = False
+    ) -> list[Event]:
+        """Apply one MQTT message received at ``receive_ts`` (epoch seconds).
+
+        ``catch_up`` is for a backlog delivered late, e.g. by the broker after a
+        failover: the clock is not moved to the receive time, which would fire
+        debounces and timeouts that the backlog itself cancels; only the message's
+        own device is advanced, to the message's own timestamp, before it applies.
+        """
         events: list[Event] = []
         self.messages += 1
+        self.last_device_ts = None
         try:
             receive_ms = to_ms(check_timestamp(receive_ts))
-            self._advance_ms(receive_ms, events.append)
-            self._apply(topic, payload, receive_ms, events.append)
+            if not catch_up:
+                self._advance_ms(receive_ms, events.append)
+            self._apply(topic, payload, receive_ms, events.append, catch_up)
         except Drop as drop:
             self.dropped[drop.reason] += 1
         return events
 
-    def _apply(self, topic: str, payload: bytes, receive_ms: int, emit) -> None:
+    def _apply(self, topic: str, payload: bytes, receive_ms: int, emit, catch_up=False) -> None:
         if payload.__class__ is not bytes:
             if isinstance(payload, str):
                 payload = payload.encode()
@@ -153,7 +165,13 @@ class Ingestor:
             device_ms = to_ms(device_ts)
             if abs(device_ms - receive_ms) <= config.max_clock_skew_s * 1000:
                 ts_ms = device_ms
+                self.last_device_ts = device_ts
         last_ms = engine.last_msg_ms
+        if catch_up:
+            if parsed.online is not None and last_ms is not None:
+                # A notice without a time of its own changes nothing in the past.
+                ts_ms = last_ms
+            engine.advance(min(ts_ms, receive_ms), emit)
         if parsed.online is not None:
             # Online notices come from the broker (the last will) at receive time;
             # they are never stale, even when the device's own clock runs ahead.

@@ -1,0 +1,465 @@
+"""The leader's checkpoint loop: message → engine → buffer → commit → acknowledge.
+
+MQTT messages arrive on paho's network thread and are only queued there; one
+thread (the leader's) runs :meth:`Runner.step`, which feeds them through the
+:class:`~.ingestor.Ingestor`, keeps the resulting events and the messages still
+to acknowledge, and every ``flush_interval_s`` (or when ``max_pending`` messages
+wait, below the broker's in-flight window) hands the events and the engine
+snapshots of the devices they touched to the ``commit`` callback. Only once
+``commit`` returned (the transaction is committed) are those messages
+acknowledged, so a crash at any point loses nothing: the broker redelivers what
+was not acknowledged and the engine, restored from the last commit, drops what
+it had already seen (uids are deterministic, so re-emitted events are known).
+
+While commits fail (database unreachable) the buffer keeps growing, commits are
+retried with capped exponential backoff and nothing is acknowledged, which also
+stops the broker from sending more than its in-flight window. Past
+``max_buffer`` entries the buffer is discarded and counted
+(:class:`BufferOverflow`): the caller then restores the engine from the database
+and reconnects, and the broker redelivers every unacknowledged message.
+
+After a (re)connect the broker first delivers what it queued meanwhile. Until
+that backlog is read the engine is fed in catch-up mode (each device advanced to
+its message's own time) and the clock is not ticked, so late messages do not
+fire debounces or timeouts they would have cancelled.
+
+Pure Python; nothing here imports Odoo.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .config import DeviceConfig
+from .ingestor import Ingestor
+
+_logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.5
+TICK_S = 1.0
+MAX_PENDING = 500
+MAX_BUFFER = 20_000
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 30.0
+# A message whose own timestamp is this close to its receive time is live:
+# the backlog is read.
+FRESH_LAG_S = 2.0
+# No message for this long after a connect: there was no backlog.
+QUIET_S = 1.0
+# Device timestamps are trusted within the clock skew (60 s by default); past
+# that a backlog cannot be replayed at its own times anyway, so the clock runs.
+CATCH_UP_LIMIT_S = 60.0
+# Messages taken from the inbox in one go before the flush conditions are checked.
+DRAIN_BATCH = 256
+ERROR_LOG_EVERY_S = 30.0
+LATENCY_SAMPLES = 4096
+
+
+class LeadershipLost(Exception):
+    """Raised by ``commit`` when this leader may no longer write."""
+
+
+class BufferOverflow(Exception):
+    """The buffer was discarded; restore from the database and reconnect."""
+
+
+@dataclass
+class _Connection:
+    connected: bool
+    session_present: bool
+
+
+@dataclass
+class RunnerStats:
+    started_at: float
+    messages: int = 0
+    retained: int = 0
+    events: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    last_commit_at: float | None = None
+    last_commit_error: str | None = None
+    last_message_at: float | None = None
+    acks: int = 0
+    stale_acks: int = 0
+    overflows: int = 0
+    overflow_messages: int = 0
+    overflow_events: int = 0
+    catch_ups: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    commit_durations: deque = field(default_factory=lambda: deque(maxlen=256))
+
+
+class Runner:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        commit: Callable[[list[dict], dict[str, dict]], None],
+        ack: Callable[[object], bool],
+        *,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        max_pending: int = MAX_PENDING,
+        max_buffer: int = MAX_BUFFER,
+        tick_s: float = TICK_S,
+        fresh_lag_s: float = FRESH_LAG_S,
+        quiet_s: float = QUIET_S,
+        catch_up_limit_s: float = CATCH_UP_LIMIT_S,
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger = _logger,
+    ):
+        self.ingestor = ingestor
+        self._commit = commit
+        self._ack = ack
+        self.flush_interval_s = flush_interval_s
+        self.max_pending = max(1, max_pending)
+        self.max_buffer = max(self.max_pending, max_buffer)
+        self.tick_s = tick_s
+        self.fresh_lag_s = fresh_lag_s
+        self.quiet_s = quiet_s
+        self.catch_up_limit_s = catch_up_limit_s
+        self._clock = clock
+        self._logger = logger
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+        now = clock()
+        self.stats = RunnerStats(started_at=now)
+        self._events: list[dict] = []
+        self._pending: list = []
+        self._touched: set[str] = set()
+        self._oldest: float | None = None  # when the oldest unflushed change happened
+        self._retry_at = 0.0
+        self._failures_in_a_row = 0
+        self._last_error_log = -math.inf
+        self._next_tick = now
+        self._rate_samples: deque = deque(maxlen=61)
+        self.connected = False
+        self._connected_at = now
+        self._last_received = None
+        self.catching_up = True
+        self._catch_up_since = now
+        self._fresh_seen = False
+
+    # -- entry points for other threads ------------------------------------------
+
+    def submit(self, message) -> None:
+        """Queue a message (any object with topic, payload, retain, receive_ts)."""
+        self.inbox.put(message)
+
+    def connection_changed(self, connected: bool, session_present: bool = False) -> None:
+        self.inbox.put(_Connection(connected, session_present))
+
+    # -- the loop ----------------------------------------------------------------
+
+    def step(self, max_wait: float) -> None:
+        """Work for up to ``max_wait`` seconds: read messages, tick, flush.
+
+        Raises LeadershipLost (from ``commit``) and BufferOverflow.
+        """
+        deadline = self._clock() + max_wait
+        while True:
+            now = self._clock()
+            wake = min(deadline, self._next_flush_at(), self._next_tick_at())
+            item = self._get(wake - now)
+            if item is not None:
+                self._handle(item)
+                for _ in range(DRAIN_BATCH - 1):
+                    try:
+                        item = self.inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._handle(item)
+                    if len(self._pending) >= self.max_pending:
+                        self.flush()
+            now = self._clock()
+            self._update_catch_up(now)
+            if not self.catching_up and now >= self._next_tick:
+                self.tick(now)
+            if self._flush_due(now):
+                self.flush()
+            if now >= deadline:
+                return
+
+    def _get(self, timeout: float):
+        try:
+            if timeout > 0:
+                return self.inbox.get(timeout=timeout)
+            return self.inbox.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _handle(self, item) -> None:
+        if isinstance(item, _Connection):
+            self._connection(item)
+            return
+        stats = self.stats
+        stats.messages += 1
+        stats.last_message_at = item.receive_ts
+        self._last_received = item.receive_ts
+        self._mark_change(item.receive_ts)
+        self._pending.append(item)
+        if item.retain:
+            # A retained copy replays the past (e.g. an "online" from hours ago):
+            # not a proof of life, nor a reading. Acknowledged with the others.
+            stats.retained += 1
+            self._check_overflow()
+            return
+        ingestor = self.ingestor
+        route = ingestor.route(item.topic)
+        events = ingestor.process(item.topic, item.payload, item.receive_ts, self.catching_up)
+        if route is not None:
+            self._touched.add(route[0].device_id)
+        if events:
+            self._add_events(events)
+        device_ts = ingestor.last_device_ts
+        if self.catching_up and device_ts is not None:
+            # A message stamped (nearly) when we got it: the backlog is behind us.
+            self._fresh_seen |= item.receive_ts - device_ts <= self.fresh_lag_s
+        self._check_overflow()
+
+    def _connection(self, item: _Connection) -> None:
+        now = self._clock()
+        self.connected = item.connected
+        if item.connected:
+            self._connected_at = now
+            self._last_received = None
+        # A connect may bring a backlog; a disconnect means messages may queue up
+        # at the broker: either way, hold the clock until they are read.
+        self._start_catch_up(now)
+
+    def _start_catch_up(self, now: float) -> None:
+        if not self.catching_up:
+            self.stats.catch_ups += 1
+        self.catching_up = True
+        self._catch_up_since = now
+        self._fresh_seen = False
+
+    def _update_catch_up(self, now: float) -> None:
+        if not self.catching_up:
+            return
+        done = False
+        if self.connected:
+            if self._fresh_seen:
+                done = True
+            else:
+                quiet_since = max(self._connected_at, self._last_received or 0.0)
+                done = (
+                    not self._pending and self.inbox.empty() and now - quiet_since >= self.quiet_s
+                )
+        if now - self._catch_up_since >= self.catch_up_limit_s:
+            done = True
+        if done:
+            self.catching_up = False
+            self._next_tick = now
+
+    def tick(self, now: float | None = None) -> None:
+        """Advance the engines to ``now``: debounces, heartbeats and timeouts fire."""
+        now = self._clock() if now is None else now
+        events = self.ingestor.advance(now)
+        if events:
+            self._mark_change(now)
+            self._add_events(events)
+            self._check_overflow()
+        self._next_tick = now + self.tick_s
+        self._rate_samples.append((now, self.stats.messages))
+
+    def _add_events(self, events) -> None:
+        for event in events:
+            self._events.append(event.to_dict())
+            self._touched.add(event.device_id)
+        self.stats.events += len(events)
+
+    def _mark_change(self, now: float) -> None:
+        if self._oldest is None:
+            self._oldest = now
+
+    # -- flushing ----------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Entries waiting for a commit: events plus unacknowledged messages."""
+        return len(self._events) + len(self._pending)
+
+    def _dirty(self) -> bool:
+        return bool(self._events or self._pending or self._touched)
+
+    def _next_flush_at(self) -> float:
+        if not self._dirty():
+            return math.inf
+        due = (self._oldest or 0.0) + self.flush_interval_s
+        if len(self._pending) >= self.max_pending:
+            due = 0.0
+        return max(due, self._retry_at)
+
+    def _next_tick_at(self) -> float:
+        return math.inf if self.catching_up else self._next_tick
+
+    def _flush_due(self, now: float) -> bool:
+        return self._dirty() and now >= self._next_flush_at()
+
+    def flush(self) -> bool:
+        """Commit the buffer and acknowledge its messages; False when the commit failed."""
+        if not self._dirty():
+            return True
+        now = self._clock()
+        if now < self._retry_at:
+            return False
+        ingestor = self.ingestor
+        states = {}
+        for device_id in self._touched:
+            state = ingestor.snapshot_device(device_id)
+            if state is not None:
+                states[device_id] = state
+        started = time.monotonic()
+        try:
+            self._commit(self._events, states)
+        except LeadershipLost:
+            raise
+        except Exception as exc:
+            self._commit_failed(exc, now)
+            return False
+        committed_at = self._clock()
+        stats = self.stats
+        stats.commit_durations.append(time.monotonic() - started)
+        if self._failures_in_a_row:
+            self._logger.info(
+                "ows_iot commits resumed after %d failed attempts; %d events, %d messages written",
+                self._failures_in_a_row,
+                len(self._events),
+                len(self._pending),
+            )
+        self._failures_in_a_row = 0
+        self._retry_at = 0.0
+        stats.last_commit_error = None
+        stats.commits += 1
+        stats.last_commit_at = committed_at
+        latencies = stats.latencies
+        for message in self._pending:
+            if self._ack(message):
+                stats.acks += 1
+            else:
+                stats.stale_acks += 1
+            latencies.append(committed_at - message.receive_ts)
+        self._events = []
+        self._pending = []
+        self._touched = set()
+        self._oldest = None
+        return True
+
+    def _commit_failed(self, exc: BaseException, now: float) -> None:
+        self._failures_in_a_row += 1
+        self.stats.commit_failures += 1
+        self.stats.last_commit_error = _one_line(exc)
+        delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** (self._failures_in_a_row - 1))
+        self._retry_at = now + delay
+        if self._failures_in_a_row == 1 or now - self._last_error_log >= ERROR_LOG_EVERY_S:
+            self._last_error_log = now
+            self._logger.warning(
+                "ows_iot commit failed (%d in a row, %d buffered, next try in %.1fs): %s",
+                self._failures_in_a_row,
+                self.buffered,
+                delay,
+                self.stats.last_commit_error,
+                exc_info=self._failures_in_a_row == 1,
+            )
+
+    def _check_overflow(self) -> None:
+        if self.buffered <= self.max_buffer:
+            return
+        stats = self.stats
+        stats.overflows += 1
+        stats.overflow_messages += len(self._pending)
+        stats.overflow_events += len(self._events)
+        self._logger.error(
+            "ows_iot buffer overflow: %d unacknowledged messages and %d events discarded "
+            "(database unreachable: %s); the broker will redeliver them",
+            len(self._pending),
+            len(self._events),
+            stats.last_commit_error or "unknown",
+        )
+        self.discard()
+        raise BufferOverflow(f"buffer of {self.max_buffer} entries overflowed")
+
+    def discard(self) -> None:
+        """Forget the buffer without acknowledging anything (stepping down, overflow)."""
+        self._events = []
+        self._pending = []
+        self._touched = set()
+        self._oldest = None
+
+    # -- configuration -----------------------------------------------------------
+
+    def reconfigure(self, configs: Iterable[DeviceConfig], states: dict[str, dict]) -> bool:
+        """Apply a new device list; new devices start from ``states`` (their last
+        snapshot). Flushes first, so no removed device loses its latest state;
+        returns False (nothing changed) when that flush failed."""
+        if not self.flush():
+            return False
+        known = set(self.ingestor.engines)
+        self.ingestor.set_devices(configs)
+        for device_id, state in states.items():
+            if device_id not in known and state:
+                self.ingestor.restore_device(device_id, state)
+        return True
+
+    # -- observability -----------------------------------------------------------
+
+    def status(self, now: float | None = None) -> dict:
+        """Figures for the status panel and the log; JSON-serialisable."""
+        now = self._clock() if now is None else now
+        stats = self.stats
+        dropped = Counter(self.ingestor.dropped)
+        if stats.retained:
+            dropped["retained"] = stats.retained
+        latencies = sorted(stats.latencies)
+        return {
+            "messages": stats.messages,
+            "messages_per_s": round(self.message_rate(), 2),
+            "last_message_at": stats.last_message_at,
+            "last_message_age_s": (
+                round(now - stats.last_message_at, 1) if stats.last_message_at else None
+            ),
+            "events": stats.events,
+            "dropped": dict(dropped),
+            "commits": stats.commits,
+            "commit_failures": stats.commit_failures,
+            "last_commit_at": stats.last_commit_at,
+            "last_commit_error": stats.last_commit_error,
+            "buffered_events": len(self._events),
+            "pending_acks": len(self._pending),
+            "acks": stats.acks,
+            "stale_acks": stats.stale_acks,
+            "overflows": stats.overflows,
+            "overflow_messages": stats.overflow_messages,
+            "overflow_events": stats.overflow_events,
+            "catching_up": self.catching_up,
+            "devices": len(self.ingestor.engines),
+            "running_sessions": sum(1 for e in self.ingestor.engines.values() if e.session_id),
+            "commit_latency_p50_s": _percentile(latencies, 0.50),
+            "commit_latency_p99_s": _percentile(latencies, 0.99),
+        }
+
+    def message_rate(self) -> float:
+        """Messages per second over the last minute of ticks."""
+        samples = self._rate_samples
+        if len(samples) < 2:
+            return 0.0
+        (t0, m0), (t1, m1) = samples[0], samples[-1]
+        return (m1 - m0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _percentile(ordered: list[float], share: float) -> float | None:
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))
+    return round(ordered[index], 4)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {lines[0]}" if lines else exc.__class__.__name__

@@ -1,0 +1,94 @@
+"""A backlog delivered late (after a failover) replays as if it had arrived on time."""
+
+import json
+
+from ows_iot.services.ingestor import Ingestor
+
+from .helpers import GEN2, T0, gen2_config, online, rpc
+
+# (device time offset, watts): a job, a pause shorter than the stop debounce
+# (cancelled stop), more work, then a real stop.
+PROFILE = [(t, 150.0) for t in range(0, 20)]
+PROFILE += [(t, 0.0) for t in range(20, 25)]
+PROFILE += [(t, 150.0) for t in range(25, 40)]
+PROFILE += [(t, 0.0) for t in range(40, 46)]
+END = 80
+
+
+def _message(offset, watts):
+    return rpc(watts, ts=T0 + offset)
+
+
+def _dicts(events):
+    return [json.loads(json.dumps(event.to_dict())) for event in events]
+
+
+def uninterrupted():
+    ingestor = Ingestor([gen2_config()])
+    events = []
+    for offset, watts in PROFILE:
+        events += ingestor.process(*_message(offset, watts), T0 + offset)
+    events += ingestor.advance(T0 + END)
+    return _dicts(events)
+
+
+def interrupted(cut, delivered_at, catch_up):
+    """Run up to ``cut``; a new ingestor restores the snapshot and receives the
+    messages from ``cut`` on at ``delivered_at`` (late), the rest on time."""
+    first = Ingestor([gen2_config()])
+    events = []
+    for offset, watts in PROFILE:
+        if offset >= cut:
+            break
+        events += first.process(*_message(offset, watts), T0 + offset)
+    state = json.loads(json.dumps(first.snapshot_device(GEN2)))
+    second = Ingestor([gen2_config()])
+    second.restore_device(GEN2, state)
+    for offset, watts in PROFILE:
+        if offset < cut:
+            continue
+        late = offset <= delivered_at
+        receive = T0 + delivered_at if late else T0 + offset
+        events += second.process(*_message(offset, watts), receive, catch_up=catch_up and late)
+    events += second.advance(T0 + END)
+    return _dicts(events)
+
+
+def test_backlog_in_catch_up_mode_equals_the_uninterrupted_run():
+    expected = uninterrupted()
+    assert [e["event_type"] for e in expected].count("session_stopped") == 1
+    for cut in (1, 2, 5, 19, 21, 24, 26, 41, 45):
+        for delay in (5, 14, 30):
+            got = interrupted(cut, cut + delay, catch_up=True)
+            assert got == expected, (cut, delay)
+
+
+def test_without_catch_up_the_late_backlog_confirms_a_cancelled_stop():
+    # Cut during the pause: delivered 15 s late, the stop debounce fires first.
+    got = interrupted(21, 36, catch_up=False)
+    assert [e["event_type"] for e in got].count("session_stopped") == 2
+    assert got != uninterrupted()
+
+
+def test_last_device_ts_reports_the_timestamp_used():
+    ingestor = Ingestor([gen2_config()])
+    ingestor.process(*rpc(150.0, ts=T0 + 1), T0 + 1.2)
+    assert ingestor.last_device_ts == T0 + 1
+    ingestor.process(*rpc(150.0), T0 + 2)
+    assert ingestor.last_device_ts is None
+    # Beyond the allowed clock skew the receive time is used.
+    ingestor.process(*rpc(150.0, ts=T0 - 1000), T0 + 3)
+    assert ingestor.last_device_ts is None
+    ingestor.process("unknown/topic", b"{}", T0 + 4)
+    assert ingestor.last_device_ts is None
+
+
+def test_online_notice_in_catch_up_does_not_move_the_device_time():
+    ingestor = Ingestor([gen2_config()])
+    ingestor.process(*rpc(150.0, ts=T0), T0)
+    ingestor.process(*online(True), T0 + 30, catch_up=True)
+    assert ingestor.engines[GEN2].last_msg_ms == round(T0 * 1000)
+    # A backlog reading after the notice still applies at its own time.
+    events = ingestor.process(*rpc(150.0, ts=T0 + 5), T0 + 30, catch_up=True)
+    assert [e.event_type for e in events] == ["session_started"]
+    assert events[0].payload["start"] == T0

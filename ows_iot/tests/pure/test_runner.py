@@ -1,0 +1,302 @@
+"""The checkpoint loop: commit before acknowledging, backoff, overflow, catch-up."""
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from ows_iot.services.ingestor import Ingestor
+from ows_iot.services.runner import BufferOverflow, LeadershipLost, Runner
+
+from .helpers import GEN1, GEN2, T0, gen1_config, gen2_config, online, rpc
+
+
+@dataclass
+class Msg:
+    topic: str
+    payload: bytes
+    receive_ts: float
+    retain: bool = False
+    mid: int = 0
+
+
+class Clock:
+    def __init__(self, now=T0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+class Store:
+    """What a database would hold: events by uid (idempotent) and device snapshots."""
+
+    def __init__(self):
+        self.events = {}
+        self.order = []
+        self.states = {}
+        self.fail = None
+        self.commits = 0
+
+    def commit(self, events, states):
+        if self.fail is not None:
+            raise self.fail
+        for event in json.loads(json.dumps(events)):
+            if event["event_uid"] not in self.events:
+                self.events[event["event_uid"]] = event
+                self.order.append(event["event_uid"])
+        self.states.update(json.loads(json.dumps(states)))
+        self.commits += 1
+
+
+def make(clock, store, acked, configs=None, **kwargs):
+    ingestor = Ingestor(configs or [gen2_config()])
+    for device_id, state in store.states.items():
+        ingestor.restore_device(device_id, state)
+    kwargs.setdefault("flush_interval_s", 0.5)
+    runner = Runner(
+        ingestor, store.commit, lambda m: acked.append(m.mid) or True, clock=clock, **kwargs
+    )
+    return runner
+
+
+def live(runner, clock):
+    """Connect and let the (empty) backlog pass, so the clock ticks."""
+    runner.connection_changed(True)
+    runner.step(0)
+    clock.now += 1.1
+    runner.step(0)
+    assert not runner.catching_up
+
+
+def power_msg(offset, watts, mid, late=0.0):
+    topic, payload = rpc(watts, ts=T0 + offset)
+    return Msg(topic, payload, T0 + offset + late, mid=mid)
+
+
+def test_acknowledges_only_after_the_commit():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    base = clock.now - T0
+    for i in range(5):
+        runner.submit(power_msg(base + i * 0.05, 150.0, mid=i + 1))
+    clock.now += 0.25
+    runner.step(0)
+    assert acked == [] and store.commits == 0 and runner.status()["pending_acks"] == 5
+    clock.now += 0.3
+    runner.step(0)
+    assert acked == [1, 2, 3, 4, 5]
+    assert store.commits == 1
+    assert store.states[GEN2]["state"] == "starting"
+    assert runner.status()["pending_acks"] == 0
+
+
+def test_size_limit_flushes_without_waiting():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked, max_pending=3)
+    live(runner, clock)
+    base = clock.now - T0
+    for i in range(7):
+        runner.submit(power_msg(base + i * 0.01, 5.0, mid=i + 1))
+    runner.step(0)
+    assert acked[:6] == [1, 2, 3, 4, 5, 6]
+
+
+def test_failed_commits_keep_the_buffer_and_back_off():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    base = clock.now - T0
+    store.fail = OSError("connection refused")
+    for i in range(10):
+        runner.submit(power_msg(base + i, 150.0, mid=i + 1))
+        clock.now += 1
+        runner.step(0)
+    assert acked == []
+    failures = runner.stats.commit_failures
+    assert 2 <= failures < 10  # backoff: not every step retried
+    assert runner.status()["last_commit_error"] == "OSError: connection refused"
+    store.fail = None
+    clock.now += 60
+    runner.step(0)
+    assert acked == list(range(1, 11))
+    types = [store.events[uid]["event_type"] for uid in store.order]
+    assert "session_started" in types
+    assert runner.status()["last_commit_error"] is None
+
+
+def test_overflow_discards_and_reports():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked, max_pending=5, max_buffer=20)
+    live(runner, clock)
+    store.fail = OSError("down")
+    base = clock.now - T0
+    with pytest.raises(BufferOverflow):
+        for i in range(100):
+            runner.submit(power_msg(base + i, 150.0, mid=i + 1))
+            clock.now += 0.01
+            runner.step(0)
+    status = runner.status()
+    assert status["overflows"] == 1
+    assert status["overflow_messages"] + status["overflow_events"] > 20
+    assert status["pending_acks"] == 0 and acked == []
+
+
+def test_lost_leadership_acknowledges_nothing():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    store.fail = LeadershipLost("lock gone")
+    runner.submit(power_msg(clock.now - T0, 150.0, mid=1))
+    clock.now += 1
+    with pytest.raises(LeadershipLost):
+        runner.step(0)
+    assert acked == []
+
+
+def test_retained_messages_are_acknowledged_but_not_applied():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    topic, payload = rpc(500.0, ts=clock.now)
+    runner.submit(Msg(topic, payload, clock.now, retain=True, mid=7))
+    runner.submit(Msg(*online(True), clock.now, retain=True, mid=8))
+    clock.now += 10
+    runner.step(0)
+    assert acked == [7, 8]
+    assert runner.ingestor.engines[GEN2].state == "idle"
+    assert runner.ingestor.engines[GEN2].last_msg_ms is None
+    assert runner.status()["dropped"] == {"retained": 2}
+
+
+def test_ticks_fire_debounces_and_timeouts_without_messages():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked, configs=[gen2_config(message_timeout_s=30)])
+    live(runner, clock)
+    runner.submit(power_msg(clock.now - T0, 150.0, mid=1))
+    runner.step(0)
+    for _ in range(40):
+        clock.now += 1
+        runner.step(0)
+    types = [store.events[uid]["event_type"] for uid in store.order]
+    assert types == ["device_online", "session_started", "session_timeout", "device_offline"]
+
+
+def test_no_ticks_while_disconnected_within_the_catch_up_limit():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked, configs=[gen2_config(message_timeout_s=30)])
+    live(runner, clock)
+    runner.submit(power_msg(clock.now - T0, 150.0, mid=1))
+    clock.now += 5
+    runner.step(0)
+    runner.connection_changed(False)
+    for _ in range(50):
+        clock.now += 1
+        runner.step(0)
+    types = [store.events[uid]["event_type"] for uid in store.order]
+    assert types == ["device_online", "session_started"]
+    # Past the limit the clock runs again: a long broker outage times sessions out.
+    clock.now += 20
+    runner.step(0)
+    clock.now += 1
+    runner.step(0)
+    types = [store.events[uid]["event_type"] for uid in store.order]
+    assert "session_timeout" in types
+
+
+def test_reconfigure_flushes_and_restores_new_devices():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    runner.submit(power_msg(clock.now - T0, 150.0, mid=1))
+    runner.step(0)
+    gen1_state = {"state": "idle", "online": True, "last_msg_ms": 5, "seq": 41}
+    assert runner.reconfigure([gen2_config(), gen1_config()], {GEN1: gen1_state, GEN2: {}})
+    assert acked == [1]  # flushed before the change
+    assert runner.ingestor.engines[GEN1].seq == 41
+    assert runner.ingestor.engines[GEN2].state == "starting"  # kept, not restored
+    store.fail = OSError("down")
+    runner.submit(power_msg(clock.now - T0 + 1, 150.0, mid=2))
+    runner.step(0)
+    assert not runner.reconfigure([gen2_config()], {})
+    assert GEN1 in runner.ingestor.engines
+
+
+# -- failover: a crash anywhere loses nothing and duplicates nothing -------------------
+
+PROFILE = (
+    [(t * 0.5, 150.0) for t in range(0, 40)]
+    + [(20 + t * 0.5, 0.0) for t in range(0, 10)]
+    + [(25 + t * 0.5, 60.0) for t in range(0, 20)]
+    + [(35 + t * 0.5, 0.0) for t in range(0, 10)]
+    + [(t, 0.0) for t in range(41, 70, 3)]
+)
+
+
+def run_profile(crash_after=None, gap=8.0, end=120):
+    """Feed PROFILE in real time; optionally 'SIGKILL' the leader after a number of
+    messages, and let a new one take over ``gap`` seconds later with the backlog."""
+    clock, store = Clock(), Store()
+    acked = []
+    runner = make(clock, store, acked, configs=[gen2_config(message_timeout_s=30)])
+    live(runner, clock)
+    t0 = clock.now
+    sent = []
+    index = 0
+    crashed_at = None
+    while index < len(PROFILE):
+        offset, watts = PROFILE[index]
+        at = t0 + offset
+        if crash_after is not None and index == crash_after and crashed_at is None:
+            # The leader dies: its buffer is gone; unacked messages stay at the broker.
+            crashed_at = clock.now
+            backlog = [m for m in sent if m.mid not in set(acked)]
+            clock.now = max(clock.now, at) + gap
+            acked_before = list(acked)
+            runner = make(clock, store, acked, configs=[gen2_config(message_timeout_s=30)])
+            runner.connection_changed(True)
+            for message in backlog:
+                runner.submit(Msg(message.topic, message.payload, clock.now, mid=message.mid))
+            # Messages published during the gap were queued by the broker.
+            while index < len(PROFILE) and t0 + PROFILE[index][0] <= clock.now:
+                offset, watts = PROFILE[index]
+                topic, payload = rpc(watts, ts=t0 + offset)
+                message = Msg(topic, payload, clock.now, mid=1000 + index)
+                sent.append(message)
+                runner.submit(message)
+                index += 1
+            runner.step(0)
+            assert set(acked_before) <= set(acked)
+            continue
+        while clock.now + 0.1 < at:
+            clock.now += 0.1
+            runner.step(0)
+        clock.now = at
+        topic, payload = rpc(watts, ts=at)
+        message = Msg(topic, payload, at, mid=index + 1)
+        sent.append(message)
+        runner.submit(message)
+        runner.step(0)
+        index += 1
+    while clock.now < t0 + end:
+        clock.now += 0.25
+        runner.step(0)
+    events = [store.events[uid] for uid in store.order]
+    sessions = {}
+    for event in events:
+        if event["session_id"]:
+            sessions[event["session_id"]] = event["payload"]
+    return events, sessions
+
+
+def test_a_crash_anywhere_ends_in_the_same_sessions():
+    _, expected = run_profile()
+    assert len(expected) == 1
+    (session,) = expected.values()
+    assert session["status"] == "completed"
+    # 16 s: longer than the stop debounce, so only catch-up keeps the cancelled stop.
+    for gap in (8.0, 16.0):
+        for crash_after in range(1, len(PROFILE), 3):
+            _, got = run_profile(crash_after=crash_after, gap=gap)
+            assert got == expected, (gap, crash_after)
