@@ -1,4 +1,4 @@
 # The Odoo parts load only inside Odoo, so that ``ows_iot.services`` stays importable
 # (and testable) on a machine without Odoo.
 if __name__ == "odoo.addons.ows_iot":
-    from . import models
+    from . import controllers, models
