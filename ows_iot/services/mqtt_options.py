@@ -66,7 +66,9 @@ class BrokerOptions:
         return f"{self.host}:{self.effective_port}"
 
 
-def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+def add_broker_arguments(
+    parser: argparse.ArgumentParser, client_id_help: str = "MQTT client id (default: generated)"
+) -> None:
     group = parser.add_argument_group(
         "broker",
         f"Defaults come from {ENV_HOST}, {ENV_PORT}, {ENV_USERNAME} and {ENV_PASSWORD} "
@@ -97,7 +99,7 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not check that the broker's certificate matches the host name",
     )
-    group.add_argument("--client-id", help="MQTT client id (default: generated)")
+    group.add_argument("--client-id", help=client_id_help)
     group.add_argument(
         "--keepalive", type=int, default=60, help="keepalive in seconds (default: 60)"
     )
@@ -254,14 +256,6 @@ class BrokerConnection:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
-
-    def drop(self) -> None:
-        """Close the connection without DISCONNECT, so the broker publishes the last will."""
-        self._stopping = True
-        self.client.loop_stop()
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()
 
     def _shutdown(self) -> None:
         self._stopping = True

@@ -105,7 +105,8 @@ class Progress:
     def __init__(self, stream, interval_s: float | None):
         self.stream = stream
         self.tty = stream.isatty()
-        self.interval_s = TTY_REFRESH_S if self.tty else interval_s
+        # None or 0 turns the live count off, on a terminal too.
+        self.interval_s = (TTY_REFRESH_S if self.tty else interval_s) if interval_s else None
         self.started = time.monotonic()
         self._last_shown = self.started
         self._last_count = 0
@@ -118,7 +119,7 @@ class Progress:
             return
         rate = (count - self._last_count) / (now - self._last_shown)
         self._last_shown, self._last_count = now, count
-        text = f"{count} messages ({rate:.1f}/s, {now - self.started:.0f} s)"
+        text = f"{_messages(count)} ({rate:.1f}/s, {now - self.started:.0f} s)"
         if self.tty:
             self.stream.write(f"\r\033[K{text}")
         else:
@@ -135,11 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Record MQTT messages as JSON lines {ts, topic, payload} for "
-            "python -m ows_iot.services.replay. ts is the receive time (epoch seconds); "
+            "Record MQTT messages as JSON lines {ts, topic, payload} for\n"
+            "python -m ows_iot.services.replay. ts is the receive time (epoch seconds);\n"
             "payloads that are not UTF-8 text are written as payload_b64."
         ),
-        epilog="Stop with Ctrl-C; the file is flushed and the total printed.",
+        epilog=(
+            "Stop with Ctrl-C (or SIGTERM); the file is flushed and the total printed.\n\n"
+            "examples:\n"
+            f"  {PROG} --host broker.local -o day.jsonl\n"
+            f"  {PROG} -t 'shellies/#' -t '+/events/rpc' -t '+/online' -o day.jsonl\n"
+            f"  OWS_MQTT_PASSWORD=... {PROG} --host broker --port 8883 \\\n"
+            "      --cafile ca.pem --username ows -t 'shellypmminig3-48f6eeb73a1c/#'"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "-t",
@@ -174,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         metavar="S",
-        help="seconds between count lines when stderr is not a terminal (0: none)",
+        help="seconds between count lines when stderr is not a terminal (0: no live count)",
     )
     add_broker_arguments(parser)
     return parser
@@ -264,7 +273,7 @@ def _record(args, options, topics: list[str], out: BinaryIO) -> int:
     where = f" to {args.output}" if args.output else ""
     extra = f", {recorder.skipped_retained} retained left out" if recorder.skipped_retained else ""
     elapsed = time.monotonic() - started
-    _note(f"recorded {recorder.count} messages{where} in {elapsed:.1f} s{extra}")
+    _note(f"recorded {_messages(recorder.count)}{where} in {elapsed:.1f} s{extra}")
     return 0
 
 
@@ -313,6 +322,10 @@ def _positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
+
+
+def _messages(count: int) -> str:
+    return f"{count} message{'' if count == 1 else 's'}"
 
 
 def _note(text: str) -> None:

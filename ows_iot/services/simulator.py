@@ -935,7 +935,8 @@ class Progress:
     def __init__(self, stream, start_ts: float, total_s: float | None, interval_s: float | None):
         self.stream = stream
         self.tty = stream.isatty()
-        self.interval_s = TTY_REFRESH_S if self.tty else interval_s
+        # None or 0 turns the live count off, on a terminal too.
+        self.interval_s = (TTY_REFRESH_S if self.tty else interval_s) if interval_s else None
         self.start_ts = start_ts
         self.total_s = total_s
         self._last = time.monotonic()
@@ -946,7 +947,7 @@ class Progress:
         self._last = time.monotonic()
         clock = time.strftime("%H:%M:%S", time.gmtime(sim_ts))
         of = f" of {self.total_s:.0f}" if self.total_s else ""
-        text = f"{count} messages, simulated {clock} UTC (+{sim_ts - self.start_ts:.0f}{of} s)"
+        text = f"{_messages(count)}, simulated {clock} UTC (+{sim_ts - self.start_ts:.0f}{of} s)"
         self.stream.write(f"\r\033[K{text}" if self.tty else text + "\n")
         self.stream.flush()
 
@@ -959,6 +960,15 @@ class Progress:
 # -- command line ---------------------------------------------------------------------
 
 PROFILE_HELP = """\
+examples:
+  %(prog)s --list-profiles
+  # one laser job, in real time
+  %(prog)s laser-job --host broker.local
+  # six machines, over and over, ten times faster
+  %(prog)s workshop --loop --speed 10
+  # a whole day as a capture for the replay tool, at once
+  %(prog)s cnc-day --dry-run --start-ts 1700000000 > day.jsonl
+
 profile format (JSON):
   {"description": "...",
    "devices": [{"kind": "pm1", "device_id": "shellypmminig3-48f6eeb73a1c",
@@ -995,10 +1005,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Publish realistic Shelly Gen1/Gen2/Gen3 MQTT messages for simulated devices "
-            "that follow a power profile."
+            "Publish realistic Shelly Gen1 and Gen2/3/4 MQTT messages for simulated devices "
+            "that follow a power profile. Each device has its own connection, with its "
+            "last will ('false' on <prefix>/online) set as a real one has."
         ),
-        epilog=PROFILE_HELP.replace("{kinds}", kinds),
+        epilog=PROFILE_HELP.replace("{kinds}", kinds).replace("%(prog)s", PROG),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -1024,7 +1035,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--start-ts",
         type=float,
         metavar="EPOCH",
-        help="epoch seconds at which the simulated clock starts (default: now)",
+        help=(
+            "epoch seconds at which the simulated clock starts (default: now); "
+            "a time ahead is waited for, so that at --speed 1 device time is wall time"
+        ),
     )
     run.add_argument("--seed", type=int, default=0, help="random seed for jitter (default: 0)")
     run.add_argument("--loop", action="store_true", help="repeat the profile until stopped")
@@ -1043,7 +1057,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--offline-at-end",
         action="store_true",
-        help="publish every device's last will ('false' on <prefix>/online) at the end",
+        help=(
+            "publish every device's last will ('false' on <prefix>/online) at the end, "
+            "also when stopped by Ctrl-C"
+        ),
     )
     devices = parser.add_argument_group("devices")
     devices.add_argument("--kind", choices=list(KINDS), help="simulate every device as KIND")
@@ -1085,9 +1102,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         metavar="S",
-        help="seconds between progress lines when stderr is not a terminal (0: none)",
+        help="seconds between progress lines when stderr is not a terminal (0: no live count)",
     )
-    add_broker_arguments(parser)
+    add_broker_arguments(
+        parser,
+        client_id_help=(
+            "MQTT client id (default: each device connects with its device id, as a real "
+            "one does; with several devices and this option, ID-0, ID-1, ...)"
+        ),
+    )
     return parser
 
 
@@ -1162,7 +1185,7 @@ def _write_capture(tagged, capture) -> int:
         count += 1
     capture.flush()
     if capture is not sys.stdout.buffer:
-        _note(f"wrote {count} messages")
+        _note(f"wrote {_messages(count)}")
     return 0
 
 
@@ -1202,7 +1225,8 @@ def _publish(args, profile: Profile, capture) -> int:
         devices = len(profile.devices)
         _note(
             f"{devices} device{'s' if devices > 1 else ''} publishing to {options.address}"
-            f" at {args.speed:g}x from simulated {start_ts:.2f}"
+            f" {'as fast as possible' if math.isinf(args.speed) else f'at {args.speed:g}x'}"
+            f" from simulated {start_ts:.2f}"
         )
         progress = Progress(sys.stderr, start_ts, span_s, args.progress_interval)
         started = time.monotonic()
@@ -1220,7 +1244,7 @@ def _publish(args, profile: Profile, capture) -> int:
         if span_s is not None and not stop.is_set():
             # The profile may end with a quiet stretch: it still takes its time.
             remaining = started + span_s / args.speed - time.monotonic()
-            if remaining > 0 and not stop.wait(remaining):
+            if remaining <= 0 or not stop.wait(remaining):
                 sim_ts = start_ts + span_s
         if stop.is_set():
             if math.isfinite(args.speed):
@@ -1240,11 +1264,11 @@ def _publish(args, profile: Profile, capture) -> int:
     how = "stopped" if stop.is_set() else "done"
     elapsed = time.monotonic() - started
     _note(
-        f"{how}: published {count} messages in {elapsed:.1f} s"
+        f"{how}: published {_messages(count)} in {elapsed:.1f} s"
         f" ({sim_ts - start_ts:.0f} simulated s)"
     )
     if unacknowledged:
-        _note(f"warning: the broker did not acknowledge {unacknowledged} messages")
+        _note(f"warning: the broker did not acknowledge {_messages(unacknowledged)}")
     return 0
 
 
@@ -1295,6 +1319,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
     return value
+
+
+def _messages(count: int) -> str:
+    return f"{count} message{'' if count == 1 else 's'}"
 
 
 def _note(text: str) -> None:
