@@ -157,6 +157,8 @@ class OwsIotApi(http.Controller):
             return handler()
         except ApiError as exc:
             return _json_response(exc.body(), exc.status, exc.headers)
+        except ApiValidationError as exc:
+            return _json_response(_bad_request(exc.field, exc.message).body(), 400)
         except (psycopg2.OperationalError, psycopg2.IntegrityError):
             # Odoo retries the request on serialization failures and deadlocks.
             raise
