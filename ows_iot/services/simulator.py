@@ -4,7 +4,7 @@
     python -m ows_iot.services.simulator cnc-day --speed 600 --loop
     python -m ows_iot.services.simulator my-profile.json --dry-run --start-ts 1700000000
 
-A profile is a list of power steps per device (see ``PROFILE FORMAT`` in ``--help``
+A profile is a list of power steps per device (see the profile format in ``--help``
 and the built-in ones in ``profiles/``). Each simulated device samples its power
 once a second and, like a real Shelly, publishes only when it changed by more than
 a threshold, plus an energy-only update every minute; Gen1 devices also republish
@@ -23,7 +23,6 @@ Importable without a broker::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import heapq
 import itertools
@@ -68,7 +67,6 @@ class DeviceKind:
     generation: int
     id_prefix: str
     component: str  # Gen2 component name, or the Gen1 topic level (relay, emeter)
-    app: str
     description: str
 
     @property
@@ -79,19 +77,14 @@ class DeviceKind:
 KINDS = {
     kind.name: kind
     for kind in (
-        DeviceKind("pm1", 3, "shellypmminig3", "pm1", "MiniPMG3", "Gen3 PM Mini, pm1:N"),
-        DeviceKind(
-            "switch", 2, "shellyplusplugs", "switch", "PlusPlugS", "Gen2 Plus plug or 1PM, switch:N"
-        ),
-        DeviceKind("em1", 3, "shellyemg3", "em1", "EMG3", "Gen3 EM, em1:N act_power"),
-        DeviceKind("em", 2, "shellypro3em", "em", "Pro3EM", "Pro 3EM, em:N total_act_power"),
-        DeviceKind(
-            "gen1-relay", 1, "shellyplug-s", "relay", "SHPLG-S", "Gen1 plug S or 1PM, relay/N"
-        ),
-        DeviceKind("gen1-emeter", 1, "shellyem", "emeter", "SHEM", "Gen1 EM, emeter/N"),
+        DeviceKind("pm1", 3, "shellypmminig3", "pm1", "Gen3 PM Mini, pm1:N"),
+        DeviceKind("switch", 2, "shellyplusplugs", "switch", "Gen2 Plus plug or 1PM, switch:N"),
+        DeviceKind("em1", 3, "shellyemg3", "em1", "Gen3 EM, em1:N act_power"),
+        DeviceKind("em", 2, "shellypro3em", "em", "Pro 3EM, em:N total_act_power"),
+        DeviceKind("gen1-relay", 1, "shellyplug-s", "relay", "Gen1 plug S or 1PM, relay/N"),
+        DeviceKind("gen1-emeter", 1, "shellyem", "emeter", "Gen1 EM, emeter/N"),
     )
 }
-POWER_KEYS = {"pm1": "apower", "switch": "apower", "em1": "act_power", "em": "total_act_power"}
 
 
 # -- profiles -------------------------------------------------------------------------
@@ -99,9 +92,6 @@ POWER_KEYS = {"pm1": "apower", "switch": "apower", "em1": "act_power", "em": "to
 
 class ProfileError(ValueError):
     """A profile that cannot be simulated; the message says where and why."""
-
-
-STEP_MODES = ("on", "silent", "offline")
 
 
 @dataclass(frozen=True)
@@ -383,10 +373,18 @@ def expand_prefix(template: str, device_id: str, where: str) -> str:
     return prefix
 
 
-def default_device_id(kind: DeviceKind, seed_text: str) -> str:
+def default_device_id(kind: DeviceKind, seed_text: str, model: str | None = None) -> str:
     """A Shelly-style id (``<model>-<mac>``) derived from ``seed_text``: stable across runs."""
     mac = "a8032a" + hashlib.sha1(seed_text.encode()).hexdigest()[:6]
-    return f"{kind.id_prefix}-{mac.upper() if kind.is_gen1 else mac}"
+    return f"{model or kind.id_prefix}-{mac.upper() if kind.is_gen1 else mac}"
+
+
+def _model_of(device_id: str) -> str | None:
+    """The model part of a Shelly id (``shellyplus1pm`` of ``shellyplus1pm-a8032ab1c2d4``)."""
+    model, _, mac = device_id.rpartition("-")
+    if model and len(mac) in (6, 12) and all(c in "0123456789abcdefABCDEF" for c in mac):
+        return model
+    return None
 
 
 def customise(
@@ -431,7 +429,9 @@ def customise(
                 if number == 0:
                     copies.append(d)
                     continue
-                new_id = default_device_id(d.kind_info, f"{d.device_id}|{number}")
+                new_id = default_device_id(
+                    d.kind_info, f"{d.device_id}|{number}", _model_of(d.device_id)
+                )
                 new_prefix = d.prefix.replace(d.device_id, new_id)
                 if new_prefix == d.prefix:
                     new_prefix = f"{d.prefix}-{number}"
@@ -523,14 +523,19 @@ class SimulatedDevice:
         self.kind = profile.kind_info
         self.rng = random.Random(f"{seed}|{index}|{profile.device_id}")
         self.component_key = f"{self.kind.component}:{profile.channel}"
-        digest = hashlib.sha1(profile.device_id.encode()).digest()
-        self.mac = digest[:6].hex().upper()
+        # Shelly ids end with the MAC address; other ids get a stable made-up one.
+        tail = profile.device_id.rsplit("-", 1)[-1]
+        if len(tail) == 12 and all(c in "0123456789abcdefABCDEF" for c in tail):
+            self.mac = tail.upper()
+        else:
+            self.mac = hashlib.sha1(profile.device_id.encode()).hexdigest()[:12].upper()
         self.energy_wh = (
             profile.energy_total_wh
             if profile.energy_total_wh is not None
             else round(self.rng.uniform(500.0, 50000.0), 3)
         )
-        self.boot_offset_s = self.rng.uniform(600.0, 86400.0)
+        self.uptime_at_start_s = self.rng.uniform(600.0, 86400.0)
+        self.start_ts = 0.0
         # Three-phase meters split the load unevenly but steadily between phases.
         shares = [self.rng.uniform(0.9, 1.1) for _ in range(3)]
         self.phase_shares = [share / sum(shares) for share in shares]
@@ -559,7 +564,7 @@ class SimulatedDevice:
             raise ProfileError(f"{profile.device_id}: a looping profile needs a duration")
         steps = itertools.cycle(profile.steps) if loop else iter(profile.steps)
         t = start_ts
-        self.last_t = start_ts
+        self.start_ts = self.last_t = start_ts
         self.minute_start = self._minute_floor(start_ts)
         online = False
         for step in steps:
@@ -619,7 +624,6 @@ class SimulatedDevice:
             if sampled:
                 next_sample += self.profile.sample_interval_s
                 self.power_w = self._sample_power(step)
-                self._sample_mains()
             if now == next_gen1:
                 # The periodic update carries the fresh sample: no separate change report.
                 next_gen1 += GEN1_UPDATE_PERIOD_S
@@ -794,7 +798,7 @@ class SimulatedDevice:
                 "restart_required": False,
                 "time": time.strftime("%H:%M", time.gmtime(device_t)),
                 "unixtime": int(device_t),
-                "uptime": int(self.boot_offset_s),
+                "uptime": int(self.uptime_at_start_s + t - self.start_ts),
                 "ram_size": 262144,
                 "ram_free": 148720,
                 "fs_size": 1048576,
@@ -813,6 +817,7 @@ class SimulatedDevice:
         return params
 
     def _power_messages(self, t: float) -> Iterator[SimMessage]:
+        self._sample_mains()  # only reported values need fresh mains readings
         if self.kind.is_gen1:
             yield self._gen1(t, "power", f"{self.power_w:.2f}")
             return
@@ -840,6 +845,7 @@ class SimulatedDevice:
 
     def _gen1_state_messages(self, t: float) -> Iterator[SimMessage]:
         """The periodic update (every 30 s) a Gen1 device publishes of its whole state."""
+        self._sample_mains()
         watt_minutes = int(self.energy_wh * 60.0)
         if self.kind.component == "relay":
             ch = self.profile.channel
@@ -877,8 +883,10 @@ class Publisher:
         self.qos = qos
         self.log = log
         self.connections: list[BrokerConnection] = []
-        self.pending: list = []
         self.online = [False] * len(profile.devices)
+        self.sent = 0
+        self.acknowledged = 0
+        self._acknowledgement = threading.Condition()
 
     def connect(self) -> None:
         many = len(self.profile.devices) > 1
@@ -893,18 +901,23 @@ class Publisher:
                 will=Will(device.online_topic, b"false", qos=self.qos, retain=True),
                 log=self.log,
             )
+            connection.client.on_publish = self._on_publish
             connection.start()
             self.connections.append(connection)
 
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # QoS 1 and 2: the broker acknowledged; QoS 0: the message left.
+        with self._acknowledgement:
+            self.acknowledged += 1
+            self._acknowledgement.notify_all()
+
     def publish(self, index: int, message: SimMessage) -> None:
         client = self.connections[index].client
-        info = client.publish(message.topic, message.payload, qos=self.qos, retain=message.retain)
+        with self._acknowledgement:
+            self.sent += 1
+        client.publish(message.topic, message.payload, qos=self.qos, retain=message.retain)
         if message.topic == self.profile.devices[index].online_topic:
             self.online[index] = message.payload == b"true"
-        if self.qos:
-            self.pending.append(info)
-            if len(self.pending) > 1000:
-                self.pending = [i for i in self.pending if not i.is_published()]
 
     def announce_offline(self, ts: float) -> list[SimMessage]:
         """Publish the last will of every device still online (on an interrupted run)."""
@@ -918,14 +931,9 @@ class Publisher:
 
     def close(self, timeout_s: float = 10.0) -> int:
         """Wait for the broker to acknowledge what was sent; return how many were not."""
-        deadline = time.monotonic() + timeout_s
-        unacknowledged = 0
-        for info in self.pending:
-            # Raises when the connection is gone for good; then it stays unacknowledged.
-            with contextlib.suppress(ValueError, RuntimeError):
-                info.wait_for_publish(max(deadline - time.monotonic(), 0.01))
-            if not info.is_published():
-                unacknowledged += 1
+        with self._acknowledgement:
+            self._acknowledgement.wait_for(lambda: self.acknowledged >= self.sent, timeout_s)
+            unacknowledged = max(self.sent - self.acknowledged, 0)
         for connection in self.connections:
             connection.stop()
         return unacknowledged
