@@ -15,6 +15,8 @@ timestamp, so the Gen1 test runs in real time and compares durations.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 
 import pytest
@@ -96,31 +98,40 @@ def device_config(device_id, prefix, parser_type, **overrides):
 def simulate_and_record(broker, tmp_path, profile, *sim_args):
     """Publish the profile through the broker while recording it; return both captures.
 
-    The simulated clock starts a little ahead, once the recorder listens; the
+    The simulated clock starts a few seconds ahead, once the recorder listens; the
     simulator waits for that moment, so that at --speed 1 device time is wall time.
     """
     profile_path = tmp_path / "profile.json"
     profile_path.write_text(json.dumps(profile))
-    start_ts = float(int(time.time()) + 3)
-    common = [str(profile_path), "--start-ts", str(start_ts), "--seed", "7", *sim_args]
-
-    dry = tmp_path / "dry.jsonl"
-    result = run_tool("simulator", *common, "--dry-run", "--capture", str(dry))
-    assert result.returncode == 0, result.stderr
-    expected_count = len(dry.read_text().splitlines())
-
     recorded = tmp_path / "recorded.jsonl"
     record_stderr = tmp_path / "record.stderr"
     with record_stderr.open("wb") as stderr:
         recorder = start_tool(
-            "record", *broker.args, "-t", f"{broker.root}/#", "--count", str(expected_count),
-            "--duration", "120", "-o", str(recorded), stderr=stderr,
+            "record", *broker.args, "-t", f"{broker.root}/#", "--duration", "300",
+            "-o", str(recorded), stderr=stderr,
         )  # fmt: skip
     try:
         wait_for_text(record_stderr, "record: recording", recorder)
-        published = run_tool("simulator", *common, *broker.args, timeout=300)
-        assert published.returncode == 0, published.stderr
-        assert recorder.wait(30) == 0, record_stderr.read_text()
+        start_ts = float(int(time.time()) + 4)
+        common = [str(profile_path), "--start-ts", str(start_ts), "--seed", "7", *sim_args]
+        simulator = start_tool(
+            "simulator", *common, *broker.args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        )
+        dry = tmp_path / "dry.jsonl"
+        result = run_tool("simulator", *common, "--dry-run", "--capture", str(dry))
+        assert result.returncode == 0, result.stderr
+        _, simulator_stderr = simulator.communicate(timeout=300)
+        assert simulator.returncode == 0, simulator_stderr
+        assert b"waiting" in simulator_stderr, "started late: device time is not wall time"
+
+        # The broker acknowledged everything; give the recorder time to write it.
+        expected = len(dry.read_text().splitlines())
+        deadline = time.monotonic() + 15
+        while len(recorded.read_text().splitlines()) < expected:
+            assert time.monotonic() < deadline, f"recorded fewer than {expected} messages"
+            time.sleep(0.2)
+        recorder.send_signal(signal.SIGTERM)
+        assert recorder.wait(10) == 0, record_stderr.read_text()
     finally:
         if recorder.poll() is None:
             recorder.kill()
