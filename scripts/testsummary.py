@@ -56,6 +56,9 @@ MILESTONES = (
     re.compile(r"^\d+ modules loaded in"),
     re.compile(r"^Modules loaded\.$"),
     re.compile(r"^Starting post tests$"),
+    # Before browser tests Odoo builds every asset bundle: minutes of silence otherwise.
+    re.compile(r"^Pregenerating assets bundles"),
+    re.compile(r"^\w+ Assets bundles generated in"),
     re.compile(r"^\d+ post-tests in"),
     re.compile(r"^Initiating shutdown"),
 )
@@ -143,7 +146,9 @@ def cmd_junit(args: argparse.Namespace) -> int:
         errors += int(suite.get("errors", 0))
         skipped += int(suite.get("skipped", 0))
         for node in suite.iter("skipped"):
-            reasons[shorten(node.get("message") or "no reason given", 160)] += 1
+            # pytest's junit report files expected failures (xfail) as skipped too.
+            label = "expected failure: " if node.get("type") == "pytest.xfail" else ""
+            reasons[label + shorten(node.get("message") or "no reason given", 160)] += 1
     if skipped:
         say(f"pytest skipped {skipped} test(s):")
         for reason, n in reasons.most_common(10):
