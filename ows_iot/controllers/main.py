@@ -12,7 +12,7 @@ with an ``Allow`` header instead of werkzeug's HTML page.
 import json
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg2
@@ -21,7 +21,6 @@ from odoo import http
 from odoo.http import request
 
 from ..models.ows_iot_event import EventError, parse_envelope, parse_payload
-from ..services.leader import holder_sql, lock_key
 from .validation import (
     MAX_BODY_BYTES,
     ApiValidationError,
@@ -77,14 +76,7 @@ def _json_response(data, status=200, headers=None):
 
 
 def _now_iso():
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _iso(value):
-    """An Odoo datetime (naive UTC) as ISO 8601, or None."""
-    if not value:
-        return None
-    return value.replace(tzinfo=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class OwsIotApi(http.Controller):
@@ -290,7 +282,8 @@ class OwsIotApi(http.Controller):
             )
         if (httprequest.content_length or 0) > MAX_BODY_BYTES:
             raise _bad_request("body", f"body must be at most {MAX_BODY_BYTES} bytes")
-        return httprequest.get_data(cache=False)
+        # Cached: Odoo replays the whole request after a serialization failure.
+        return httprequest.get_data()
 
     def _ingest(self, events):
         """Validate, then hand the valid events to the single ingestion method.
@@ -302,7 +295,7 @@ class OwsIotApi(http.Controller):
         valid = []
         for index, event in enumerate(events):
             try:
-                self._validate(event)
+                event = self._validate(event)
             except ApiValidationError as exc:
                 uid = event.get("event_uid") if isinstance(event, dict) else None
                 results[index] = self._result(
@@ -317,14 +310,18 @@ class OwsIotApi(http.Controller):
         return results
 
     def _validate(self, event):
-        """Structure and types here; the ingestion's own rules next, before any write."""
-        validate_event(event)
+        """Structure and types here; the ingestion's own rules next, before any write.
+
+        Returns the event as the ingestion takes it (times in epoch seconds).
+        """
+        event = validate_event(event)
         try:
             parse_payload(parse_envelope(event))
         except EventError as exc:
             message = str(exc)
             match = EVENT_FIELD_RE.match(message)
             raise ApiValidationError(match.group(1) if match else "body", message) from None
+        return event
 
     @staticmethod
     def _result(index, uid, status, message=None, field=None, event_id=None, processed=None):
@@ -353,30 +350,12 @@ class OwsIotApi(http.Controller):
         return self._result(index, uid, "error", outcome["message"], "device_id")
 
     def _get_health(self):
-        status = self._runtime_status()
-        healthy = bool(status["leader"]["active"] and status["broker"]["connected"])
-        status["status"] = "ok" if healthy else "unavailable"
-        status["timestamp"] = _now_iso()
-        return _json_response(status, 200 if healthy else 503)
-
-    def _runtime_status(self):
-        """Leader and broker state, from the advisory lock and the runtime's report."""
-        cr = request.env.cr
-        sql, params = holder_sql(lock_key(cr.dbname))
-        cr.execute(sql, params)
-        holder = cr.fetchone()
-        leader = {
-            "active": holder is not None,
-            "backend_pid": holder[0] if holder else None,
-            "application": holder[1] if holder else None,
-            "since": _iso(holder[3].replace(tzinfo=None)) if holder and holder[3] else None,
-        }
-        return {
-            "leader": leader,
-            "broker": {"connected": False, "host": None},
-            "last_message_age_s": None,
-            "counters": {},
-        }
+        # The runtime reports the leader's state to the database (any worker or node may
+        # answer this request); whether a leader lives comes from the advisory lock.
+        health = request.env["ows.iot.runtime"]._ows_health()
+        healthy = bool(health["leader"]["active"] and health["broker"]["connected"])
+        body = {"status": "ok" if healthy else "unavailable", "timestamp": _now_iso(), **health}
+        return _json_response(body, 200 if healthy else 503)
 
     def _get_openapi(self):
         document = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))

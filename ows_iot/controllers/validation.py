@@ -15,7 +15,7 @@ import contextlib
 import json
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from ..services.events import EVENT_TYPES, SESSION_EVENT_TYPES, STATES
 
@@ -30,9 +30,11 @@ _ID_RE = re.compile(ID_PATTERN)
 MIN_EPOCH, MAX_EPOCH = 946_684_800.0, 4_102_444_800.0
 # RFC 3339, the profile of ISO 8601 the OpenAPI format "date-time" names: a full date
 # and time with an explicit offset, so that no timestamp depends on a server's zone.
+# Parsed here rather than by datetime.fromisoformat, which before Python 3.11 takes
+# neither "Z" nor other than 3 or 6 fractional digits.
 _RFC3339_RE = re.compile(
-    r"^\d{4}-(0[1-9]|1[0-2])-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?"
-    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
+    r"^(\d{4})-(0[1-9]|1[0-2])-(\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)(?:\.(\d+))?"
+    r"(?:Z|([+-])([01]\d|2[0-3]):([0-5]\d))$",
     re.ASCII,
 )
 MAX_SEQ = 2**31 - 1  # the event's seq column is a PostgreSQL integer
@@ -130,18 +132,26 @@ def parse_iso_timestamp(value: object, field: str) -> float:
     """Epoch seconds of an ISO 8601 (RFC 3339) date-time with offset."""
     if not isinstance(value, str):
         raise ApiValidationError(field, f"{field} must be an ISO 8601 date-time string")
+    match = _RFC3339_RE.match(value)
     moment = None
-    if _RFC3339_RE.match(value):
+    if match:
+        year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+        offset = timedelta(hours=int(off_h or 0), minutes=int(off_m or 0))
         with contextlib.suppress(ValueError):  # e.g. February 30th
-            moment = datetime.fromisoformat(value)
+            moment = datetime(
+                int(year), int(month), int(day), int(hour), int(minute), int(second),
+                int((fraction or "0")[:6].ljust(6, "0")),
+                tzinfo=timezone(-offset if sign == "-" else offset),
+            )  # fmt: skip
     if moment is None:
         raise ApiValidationError(
             field,
             f"{field} is not an ISO 8601 date-time with offset "
             f"(e.g. 2025-01-31T14:05:00Z): {value[:40]!r}",
         )
-    _check_epoch_range(moment.timestamp(), field)
-    return moment.timestamp()
+    epoch = moment.timestamp()
+    _check_epoch_range(epoch, field)
+    return epoch
 
 
 def _check_epoch_range(epoch: float, field: str) -> None:
@@ -169,18 +179,21 @@ def _identifier(event: dict, field: str, required: bool) -> None:
         )
 
 
-def _moment(payload: dict, key: str) -> None:
+def _moment(payload: dict, key: str) -> float:
+    """Epoch seconds of ``payload[key]``, given as epoch seconds or ISO 8601."""
     field = f"payload.{key}"
     value = payload[key]
     if isinstance(value, str):
-        parse_iso_timestamp(value, field)
-    elif _is_number(value):
-        _check_epoch_range(float(value) if abs(value) < 1e18 else math.inf, field)
-    else:
-        raise ApiValidationError(field, f"{field} must be epoch seconds or an ISO 8601 string")
+        return parse_iso_timestamp(value, field)
+    if _is_number(value):
+        epoch = float(value) if abs(value) < 1e18 else math.inf
+        _check_epoch_range(epoch, field)
+        return epoch
+    raise ApiValidationError(field, f"{field} must be epoch seconds or an ISO 8601 string")
 
 
-def validate_payload(event_type: str, payload: object) -> None:
+def validate_payload(event_type: str, payload: object) -> dict:
+    """The payload with ``start`` and ``end`` as epoch seconds, as the engine writes them."""
     if not isinstance(payload, dict):
         raise ApiValidationError("payload", "payload must be a JSON object")
     for key in PAYLOAD_FIGURES:
@@ -203,21 +216,26 @@ def validate_payload(event_type: str, payload: object) -> None:
                 f"payload.{key}", f"payload.{key} must be one of {', '.join(STATES)}"
             )
     if event_type not in SESSION_EVENT_TYPES:
-        return
+        return payload
     if payload.get("start") is None:
         raise ApiValidationError("payload.start", "payload.start is required for session events")
-    _moment(payload, "start")
+    normalised = {**payload, "start": _moment(payload, "start")}
     if payload.get("end") is not None:
-        _moment(payload, "end")
+        normalised["end"] = _moment(payload, "end")
     status = payload.get("status")
     if status is not None and status not in SESSION_STATUSES:
         raise ApiValidationError(
             "payload.status", f"payload.status must be one of {', '.join(SESSION_STATUSES)}"
         )
+    return normalised
 
 
-def validate_event(event: object) -> None:
-    """Check one event's structure and types; raises ApiValidationError."""
+def validate_event(event: object) -> dict:
+    """Check one event's structure and types; raises ApiValidationError.
+
+    Returns the event with its times as epoch seconds: exactly what the engine writes,
+    so an event posted here is stored as the same event from MQTT would be.
+    """
     if not isinstance(event, dict):
         raise ApiValidationError("body", "an event must be a JSON object")
     unknown = sorted(set(event) - set(EVENT_FIELDS))
@@ -239,6 +257,13 @@ def validate_event(event: object) -> None:
     _identifier(event, "session_id", required=event_type in SESSION_EVENT_TYPES)
     if event.get("timestamp") is None:
         raise ApiValidationError("timestamp", "timestamp is required")
-    parse_iso_timestamp(event["timestamp"], "timestamp")
+    timestamp = parse_iso_timestamp(event["timestamp"], "timestamp")
     payload = event.get("payload")
-    validate_payload(event_type, {} if payload is None else payload)
+    return {
+        "event_uid": event["event_uid"],
+        "event_type": event_type,
+        "device_id": event["device_id"],
+        "session_id": event.get("session_id"),
+        "timestamp": timestamp,
+        "payload": validate_payload(event_type, {} if payload is None else payload),
+    }

@@ -6,17 +6,21 @@ document cannot drift from what the server answers.
 """
 
 import json
-from datetime import UTC, datetime, timedelta
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
 
 from odoo import Command
+from odoo.sql_db import db_connect
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..controllers.validation import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from ..services.events import EVENT_TYPES
+from ..services.leader import lock_key
 from .common import T0, device_event, session_event
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "controllers" / "openapi.json"
@@ -34,7 +38,7 @@ DEVICE_B = "shellyplus1pm-api0000000b"
 
 
 def iso(epoch):
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def api_event(event):
@@ -308,6 +312,9 @@ class TestApiEvents(ApiCase):
         self.assertEqual(row.event_uid, event["event_uid"])
         self.assertEqual(row.device_id, self.device)
         self.assertEqual(row.timestamp, datetime(2024, 6, 1, 10, 0, 3))
+        # Stored with epoch times, as the same event from the MQTT runtime would be.
+        self.assertEqual(row.timestamp_epoch, T0 + 3)
+        self.assertEqual(row.payload_json["start"], T0)
         session = self.env["mqtt.session"].sudo().search([("session_id", "=", event["session_id"])])
         self.assertEqual(session.device_id, self.device)
         self.assertEqual(session.status, "running")
@@ -628,12 +635,78 @@ class TestApiProtocol(ApiCase):
 
 @tagged("post_install", "-at_install")
 class TestApiHealth(ApiCase):
+    @contextmanager
+    def leader_lock(self):
+        """Hold the database's leader lock from another connection, as a leader does."""
+        with db_connect(self.env.cr.dbname).cursor() as cr:
+            key = lock_key(self.env.cr.dbname)
+            cr.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                # The pooled connection outlives the cursor: release explicitly.
+                cr.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def report(self, **values):
+        now = time.time()
+        self.env["ows.iot.runtime"]._ows_report(
+            {
+                "state": "leading",
+                "host": "odoo-1",
+                "pid": 4242,
+                "since": now - 600,
+                "broker": "mqtt://127.0.0.1:1883",
+                "client_id": "ows-iot-test",
+                "connected": True,
+                "messages": 120,
+                "messages_per_s": 2.5,
+                "last_message_at": now - 4,
+                "dropped": {"unknown_topic": 3},
+                **values,
+            }
+        )
+
     def test_health_is_503_while_no_leader_holds_the_lock(self):
+        self.report()  # a report alone proves nothing: its writer may be dead
         response = self.get(HEALTH)
         self.assertEqual(response.status_code, 503)
         body = response.json()
-        self.assertEqual(body["status"], "unavailable")
+        self.assertEqual((body["status"], body["state"]), ("unavailable", "none"))
         self.assertFalse(body["leader"]["active"])
+        self.assertFalse(body["broker"]["connected"])
+
+    def test_health_is_200_while_a_connected_leader_reports(self):
+        self.report()
+        with self.leader_lock():
+            response = self.get(HEALTH)
+        self.assertEqual(response.status_code, 200, response.text)
+        body = response.json()
+        self.assertEqual((body["status"], body["state"]), ("ok", "leading"))
+        self.assertEqual((body["leader"]["host"], body["leader"]["pid"]), ("odoo-1", 4242))
+        self.assertTrue(body["leader"]["lock_holder"])
+        self.assertTrue(body["broker"]["connected"])
+        self.assertEqual(body["broker"]["address"], "mqtt://127.0.0.1:1883")
+        self.assertEqual(body["counters"]["messages"], 120)
+        self.assertEqual(body["counters"]["dropped"], {"unknown_topic": 3})
+        self.assertLessEqual(body["last_message_age_s"], 60)
+
+    def test_health_is_503_while_the_leader_is_not_connected_to_the_broker(self):
+        self.report(connected=False, last_error="Connection refused")
+        with self.leader_lock():
+            response = self.get(HEALTH)
+        self.assertEqual(response.status_code, 503)
+        body = response.json()
+        self.assertEqual(body["state"], "leading")
+        self.assertFalse(body["broker"]["connected"])
+        self.assertEqual(body["last_error"], "Connection refused")
+
+    def test_health_is_503_when_the_lock_holder_stopped_reporting(self):
+        self.report()
+        self.env["ows.iot.runtime"]._ows_get().reported_at = datetime.now() - timedelta(minutes=5)
+        with self.leader_lock():
+            response = self.get(HEALTH)
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(response.json()["state"], "stale")
 
 
 @tagged("post_install", "-at_install")
