@@ -63,8 +63,7 @@ class MqttDevice(models.Model):
         index=True,
         tracking=True,
         copy=False,
-        help="External id of the meter as it identifies itself, "
-        "e.g. shellypmminig3-48f6eeb73a1c.",
+        help="External id of the meter as it identifies itself, e.g. shellypmminig3-48f6eeb73a1c.",
     )
     active = fields.Boolean(default=True, tracking=True)
     company_id = fields.Many2one(
@@ -147,8 +146,7 @@ class MqttDevice(models.Model):
         string="Billing Unit (s)",
         default=60,
         tracking=True,
-        help="Length of one billed unit in seconds, e.g. 60 (minutes) or 900 "
-        "(quarter hours).",
+        help="Length of one billed unit in seconds, e.g. 60 (minutes) or 900 (quarter hours).",
     )
     billing_rounding = fields.Selection(
         BILLING_ROUNDINGS,
@@ -192,14 +190,18 @@ class MqttDevice(models.Model):
         required=True,
         precompute=True,
     )
-    price_unit = fields.Monetary(
+    # Float, not Monetary: a price per second or minute often needs more decimals
+    # than the currency has; the amount is rounded to the currency.
+    price_unit = fields.Float(
         string="Price per Unit",
+        digits="Product Price",
         compute="_compute_price_unit",
         store=True,
         readonly=False,
         precompute=True,
         tracking=True,
-        help="Price of one billing unit; taken from the product's sales price.",
+        help="Price of one billing unit, in the device's currency; taken from the "
+        "product's sales price.",
     )
     partner_id = fields.Many2one(
         "res.partner",
@@ -213,9 +215,7 @@ class MqttDevice(models.Model):
     online = fields.Boolean(readonly=True, copy=False)
     last_seen = fields.Datetime(readonly=True, copy=False)
     current_power_w = fields.Float(string="Current Power (W)", readonly=True, copy=False)
-    current_state = fields.Selection(
-        SESSION_STATES, readonly=True, copy=False, default="idle"
-    )
+    current_state = fields.Selection(SESSION_STATES, readonly=True, copy=False, default="idle")
     running_session_id = fields.Many2one("mqtt.session", readonly=True, copy=False)
     # Per live field, the (seq, epoch) of the newest event applied to it, so that an
     # older event arriving late never overwrites a newer state.
@@ -331,8 +331,7 @@ class MqttDevice(models.Model):
             if device.message_timeout_s <= 0 or device.heartbeat_interval_s <= 0:
                 raise ValidationError(
                     _(
-                        "%(device)s: message timeout and heartbeat interval must be "
-                        "positive.",
+                        "%(device)s: message timeout and heartbeat interval must be positive.",
                         device=device.name,
                     )
                 )
@@ -342,7 +341,10 @@ class MqttDevice(models.Model):
         for device in self:
             if device.billing_unit_s <= 0:
                 raise ValidationError(
-                    _("%(device)s: the billing unit must be at least one second.", device=device.name)
+                    _(
+                        "%(device)s: the billing unit must be at least one second.",
+                        device=device.name,
+                    )
                 )
             if device.billing_min_units < 0:
                 raise ValidationError(
@@ -367,8 +369,7 @@ class MqttDevice(models.Model):
             if device.mqtt_topic and any(char in device.mqtt_topic for char in "+#"):
                 raise ValidationError(
                     _(
-                        "%(device)s: the MQTT topic prefix must not contain the wildcards "
-                        "+ or #.",
+                        "%(device)s: the MQTT topic prefix must not contain the wildcards + or #.",
                         device=device.name,
                     )
                 )
@@ -409,8 +410,10 @@ class MqttDevice(models.Model):
         if terms:
             # Sessions not yet billed follow the device's terms; billed and free
             # sessions keep the terms they were settled with.
-            sessions = self.env["mqtt.session"].sudo().search(
-                [("device_id", "in", self.ids), ("billing_state", "=", "to_bill")]
+            sessions = (
+                self.env["mqtt.session"]
+                .sudo()
+                .search([("device_id", "in", self.ids), ("billing_state", "=", "to_bill")])
             )
             for device in self:
                 device_sessions = sessions.filtered(lambda s, d=device: s.device_id == d)
@@ -433,10 +436,7 @@ class MqttDevice(models.Model):
         """The device's session configuration as the engine takes it."""
         self.ensure_one()
         return DeviceConfig.from_dict(
-            {
-                name: (self[name] if self[name] is not False else None)
-                for name in ENGINE_FIELDS
-            }
+            {name: (self[name] if self[name] is not False else None) for name in ENGINE_FIELDS}
         )
 
     def action_view_sessions(self):
@@ -452,18 +452,17 @@ class MqttDevice(models.Model):
 
     # -- ingestion -------------------------------------------------------------------
 
-    def _ows_update_running_session(self):
-        """Point each device at its latest running session, if any."""
-        if not self:
-            return
-        running = self.env["mqtt.session"].sudo().search(
-            [("device_id", "in", self.ids), ("status", "=", "running")],
-            order="start_time desc, id desc",
+    def _ows_running_sessions(self):
+        """device -> its latest running session (empty when none)."""
+        running = (
+            self.env["mqtt.session"]
+            .sudo()
+            .search(
+                [("device_id", "in", self.ids), ("status", "=", "running")],
+                order="start_time desc, id desc",
+            )
         )
         latest = {}
         for session in running:
-            latest.setdefault(session.device_id.id, session)
-        for device in self.sudo():
-            session = latest.get(device.id, self.env["mqtt.session"])
-            if device.running_session_id != session:
-                device.running_session_id = session
+            latest.setdefault(session.device_id, session)
+        return {device: latest.get(device, running.browse()) for device in self}

@@ -9,6 +9,7 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..services.billing import billable
 from ..services.events import SESSION_EVENT_TYPES
+from .bulk_write import write_rows
 from .mqtt_device import BILLING_ROUNDINGS, BILLING_TERMS, SESSION_STATES
 from .ows_iot_event import _order_key, _to_datetime
 
@@ -37,6 +38,16 @@ MEASURED_FIELDS = frozenset(
         "last_event_seq",
         "last_event_epoch",
     }
+)
+DURATION_FIELDS = ("total_duration_s", "working_duration_s", "standby_duration_s")
+# Stored figures computed from the seconds and the billing terms.
+DERIVED_FIELDS = (
+    "total_duration_h",
+    "working_duration_h",
+    "standby_duration_h",
+    "billable_s",
+    "billable_units",
+    "amount",
 )
 # What settles the price: frozen once a session is billed or free.
 SETTLED_FIELDS = frozenset(BILLING_TERMS) | {"partner_id"} | MEASURED_FIELDS
@@ -116,34 +127,60 @@ class MqttSession(models.Model):
     # Billing terms, copied from the device; they follow the device while the
     # session is to bill and stay as settled once it is billed or free.
     billing_unit_s = fields.Integer(
-        string="Billing Unit (s)", compute="_compute_billing_terms", store=True,
-        readonly=False, precompute=True,
+        string="Billing Unit (s)",
+        compute="_compute_billing_terms",
+        store=True,
+        readonly=False,
+        precompute=True,
     )
     billing_rounding = fields.Selection(
-        BILLING_ROUNDINGS, string="Rounding", compute="_compute_billing_terms", store=True,
-        readonly=False, precompute=True,
+        BILLING_ROUNDINGS,
+        string="Rounding",
+        compute="_compute_billing_terms",
+        store=True,
+        readonly=False,
+        precompute=True,
     )
     billing_min_units = fields.Integer(
-        string="Minimum Units", compute="_compute_billing_terms", store=True, readonly=False,
+        string="Minimum Units",
+        compute="_compute_billing_terms",
+        store=True,
+        readonly=False,
         precompute=True,
     )
     bill_standby = fields.Boolean(
         compute="_compute_billing_terms", store=True, readonly=False, precompute=True
     )
     standby_rate = fields.Float(
-        string="Standby Share", digits=(3, 2), compute="_compute_billing_terms", store=True,
-        readonly=False, precompute=True,
+        string="Standby Share",
+        digits=(3, 2),
+        compute="_compute_billing_terms",
+        store=True,
+        readonly=False,
+        precompute=True,
     )
     product_id = fields.Many2one(
-        "product.product", compute="_compute_billing_terms", store=True, readonly=False,
-        precompute=True, check_company=True,
+        "product.product",
+        compute="_compute_billing_terms",
+        store=True,
+        readonly=False,
+        precompute=True,
+        check_company=True,
     )
-    price_unit = fields.Monetary(
-        string="Price per Unit", compute="_compute_billing_terms", store=True, readonly=False,
-        precompute=True, aggregator=None,
+    price_unit = fields.Float(
+        string="Price per Unit",
+        digits="Product Price",
+        compute="_compute_billing_terms",
+        store=True,
+        readonly=False,
+        precompute=True,
+        aggregator=None,
     )
     currency_id = fields.Many2one(
-        "res.currency", compute="_compute_billing_terms", store=True, readonly=False,
+        "res.currency",
+        compute="_compute_billing_terms",
+        store=True,
+        readonly=False,
         precompute=True,
     )
     billable_s = fields.Float(
@@ -198,9 +235,7 @@ class MqttSession(models.Model):
     @api.depends("total_duration_s", "working_duration_s", "standby_duration_s")
     def _compute_hours(self):
         for session in self:
-            session.total_duration_h = session.total_duration_s / 3600
-            session.working_duration_h = session.working_duration_s / 3600
-            session.standby_duration_h = session.standby_duration_s / 3600
+            session.update(session._ows_hours())
 
     @api.depends(
         "working_duration_s",
@@ -215,23 +250,40 @@ class MqttSession(models.Model):
     )
     def _compute_billing(self):
         for session in self:
-            try:
-                seconds, units = billable(
-                    session.working_duration_s,
-                    session.standby_duration_s,
-                    session.billing_unit_s,
-                    session.billing_rounding or "up",
-                    session.billing_min_units,
-                    session.bill_standby,
-                    session.standby_rate,
-                )
-            except ValueError:
-                # Terms the device constraints would refuse: nothing to bill.
-                seconds, units = 0.0, 0
-            amount = units * session.price_unit
-            session.billable_s = seconds
-            session.billable_units = units
-            session.amount = session.currency_id.round(amount) if session.currency_id else amount
+            session.update(session._ows_billing())
+
+    def _ows_hours(self, changes=None):
+        """The hours fields, from the session's seconds (as ``changes`` would set them)."""
+        values = {**{name: self[name] for name in DURATION_FIELDS}, **(changes or {})}
+        return {
+            "total_duration_h": values["total_duration_s"] / 3600,
+            "working_duration_h": values["working_duration_s"] / 3600,
+            "standby_duration_h": values["standby_duration_s"] / 3600,
+        }
+
+    def _ows_billing(self, changes=None):
+        """The billing figures, from the session's seconds and terms (as ``changes``
+        would set them)."""
+        changes = changes or {}
+        try:
+            seconds, units = billable(
+                changes.get("working_duration_s", self.working_duration_s),
+                changes.get("standby_duration_s", self.standby_duration_s),
+                self.billing_unit_s,
+                self.billing_rounding or "up",
+                self.billing_min_units,
+                self.bill_standby,
+                self.standby_rate,
+            )
+        except ValueError:
+            # Terms the device constraints would refuse: nothing to bill.
+            seconds, units = 0.0, 0
+        amount = units * self.price_unit
+        return {
+            "billable_s": seconds,
+            "billable_units": units,
+            "amount": self.currency_id.round(amount) if self.currency_id else amount,
+        }
 
     def _compute_event_count(self):
         counts = dict(
@@ -267,9 +319,18 @@ class MqttSession(models.Model):
     def create(self, vals_list):
         if not self.env.su:
             raise UserError(_("Sessions are created from meter events only."))
+        sequence = (
+            self.env["ir.sequence"]
+            .sudo()
+            .search(
+                [("code", "=", "mqtt.session"), ("company_id", "in", [self.env.company.id, False])],
+                order="company_id",
+                limit=1,
+            )
+        )
         for vals in vals_list:
-            if vals.get("name", "/") == "/":
-                vals["name"] = self.env["ir.sequence"].next_by_code("mqtt.session") or "/"
+            if vals.get("name", "/") == "/" and sequence:
+                vals["name"] = sequence._next()
         return super().create(vals_list)
 
     def write(self, vals):
@@ -285,9 +346,9 @@ class MqttSession(models.Model):
                         "Session %(session)s is %(state)s: reset it to bill before changing "
                         "its customer, billing terms or figures.",
                         session=settled[0].display_name,
-                        state=dict(
-                            self._fields["billing_state"]._description_selection(self.env)
-                        )[settled[0].billing_state],
+                        state=dict(self._fields["billing_state"]._description_selection(self.env))[
+                            settled[0].billing_state
+                        ],
                     )
                 )
         return super().write(vals)
@@ -374,13 +435,14 @@ class MqttSession(models.Model):
     # -- ingestion -------------------------------------------------------------------
 
     @api.model
-    def _ows_apply_events(self, events, infos, errors):
+    def _ows_apply_events(self, events, infos, errors, existing):
         """Create and update sessions from applied session events.
 
         Each session follows its newest event (every payload carries the whole
-        session), so the order of the events does not matter. Adds to ``errors``
-        (event id -> message) the events that could not be applied; returns
-        event id -> session id for the events to link.
+        session), so the order of the events does not matter. ``existing`` maps
+        the uuids of the sessions already stored to them. Adds to ``errors`` (event
+        id -> message) the events that could not be applied; returns event id ->
+        session id for the events to link.
         """
         groups = defaultdict(list)
         for event in events:
@@ -391,13 +453,10 @@ class MqttSession(models.Model):
         Session = self.sudo().with_context(
             ows_iot_ingest=True, mail_create_nolog=True, mail_create_nosubscribe=True
         )
-        existing = {
-            session.session_id: session
-            for session in Session.search([("session_id", "in", list(groups))])
-        }
+        existing = {uuid: session.with_env(Session.env) for uuid, session in existing.items()}
         plans = []
-        for uid, group in groups.items():
-            plan = self._ows_plan(uid, group, existing.get(uid), infos, errors)
+        for session_uuid, group in groups.items():
+            plan = self._ows_plan(session_uuid, group, existing.get(session_uuid), infos, errors)
             if plan:
                 plans.append(plan)
         try:
@@ -411,27 +470,31 @@ class MqttSession(models.Model):
                     with self.env.cr.savepoint():
                         sessions.update(self._ows_execute(Session, [plan]))
                 except APPLY_ERRORS as exc:
-                    message = _("Session %(session)s not applied: %(error)s", session=plan["uid"], error=exc)
+                    message = _(
+                        "Session %(session)s not applied: %(error)s",
+                        session=plan["uuid"],
+                        error=exc,
+                    )
                     _logger.warning("%s", message)
                     for event in plan["events"]:
                         errors.setdefault(event["id"], message)
         links = {}
         for plan in plans:
-            session = sessions.get(plan["uid"])
+            session = sessions.get(plan["uuid"])
             if session:
                 for event in plan["events"]:
                     links[event["id"]] = session.id
         return links
 
     @api.model
-    def _ows_plan(self, uid, group, session, infos, errors):
+    def _ows_plan(self, session_uuid, group, session, infos, errors):
         """What to write for one session, or None when none of its events applies."""
         owner = session.device_id if session else max(group, key=_order_key)["device"]
         foreign = [event for event in group if event["device"] != owner]
         for event in foreign:
             errors[event["id"]] = _(
                 "Session %(session)s belongs to device %(device)s.",
-                session=uid,
+                session=session_uuid,
                 device=owner.device_id,
             )
         group = [event for event in group if event["device"] == owner]
@@ -442,10 +505,10 @@ class MqttSession(models.Model):
         last_heartbeat = _to_datetime(max(heartbeats)) if heartbeats else None
         if not session:
             vals = self._ows_values(newest, infos[newest["id"]])
-            vals.update(session_id=uid, device_id=owner.id)
+            vals.update(session_id=session_uuid, device_id=owner.id)
             if last_heartbeat:
                 vals["last_heartbeat"] = last_heartbeat
-            return {"uid": uid, "session": None, "vals": vals, "events": group}
+            return {"uuid": session_uuid, "session": None, "vals": vals, "events": group}
         vals = {}
         stored = (session.last_event_seq, session.last_event_epoch)
         if _order_key(newest) > stored:
@@ -467,7 +530,7 @@ class MqttSession(models.Model):
         ):
             vals["last_heartbeat"] = last_heartbeat
         vals = {name: value for name, value in vals.items() if session[name] != value}
-        return {"uid": uid, "session": session, "vals": vals, "events": group}
+        return {"uuid": session_uuid, "session": session, "vals": vals, "events": group}
 
     @api.model
     def _ows_values(self, event, info):
@@ -504,10 +567,21 @@ class MqttSession(models.Model):
         sessions = {}
         if new:
             created = Session.create([plan["vals"] for plan in new])
-            sessions.update(zip([plan["uid"] for plan in new], created, strict=True))
+            sessions.update(zip([plan["uuid"] for plan in new], created, strict=True))
+        quiet = {}
         for plan in plans:
-            if plan["session"] is not None:
-                if plan["vals"]:
-                    plan["session"].write(plan["vals"])
-                sessions[plan["uid"]] = plan["session"]
+            session, vals = plan["session"], plan["vals"]
+            if session is None:
+                continue
+            sessions[plan["uuid"]] = session
+            if "status" in vals:
+                # A session ending: through write(), so the chatter tracks it.
+                session.write(vals)
+            elif vals:
+                if set(vals).intersection(DURATION_FIELDS):
+                    vals = {**vals, **session._ows_hours(vals), **session._ows_billing(vals)}
+                quiet[session.id] = vals
+        # Heartbeats and state changes of running sessions, the bulk of every batch,
+        # with the figures derived from them computed here rather than recomputed.
+        write_rows(Session, quiet, computed=DERIVED_FIELDS)
         return sessions

@@ -5,15 +5,17 @@ import json
 import logging
 import math
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
 
 from ..services.events import EVENT_TYPES, SESSION_EVENT_TYPES, STATES
+from .bulk_write import write_rows
 from .mqtt_device import SESSION_STATES
 
 _logger = logging.getLogger(__name__)
@@ -60,8 +62,6 @@ ONLINE_BY_TYPE = {
     "device_online": True,
     "device_offline": False,
 }
-# Fields the ingestion may set on an event row after it was written.
-PROCESSING_FIELDS = frozenset({"processed", "processing_error", "session_id"})
 MAX_ID_LENGTH = 128
 # Epoch bounds of a plausible event: 2000-01-01 .. 2100-01-01.
 MIN_EPOCH, MAX_EPOCH = 946_684_800.0, 4_102_444_800.0
@@ -86,7 +86,7 @@ def _epoch(value, name):
         except ValueError:
             raise EventError(f"{name} is not an ISO 8601 timestamp: {value[:40]!r}") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+            moment = moment.replace(tzinfo=timezone.utc)
         epoch = moment.timestamp()
     else:
         raise EventError(f"{name} must be epoch seconds or an ISO 8601 string")
@@ -97,7 +97,7 @@ def _epoch(value, name):
 
 def _to_datetime(epoch):
     """A naive UTC datetime as Odoo stores it (whole seconds)."""
-    return datetime.fromtimestamp(epoch, tz=UTC).replace(tzinfo=None, microsecond=0)
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def _identifier(event, name, required=True, max_length=MAX_ID_LENGTH):
@@ -230,7 +230,7 @@ class OwsIotEvent(models.Model):
     )
     company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
     session_uid = fields.Char(
-        string="Session UUID", readonly=True, index=True, help="The session as the event names it."
+        string="Session UUID", readonly=True, help="The session as the event names it."
     )
     session_id = fields.Many2one("mqtt.session", readonly=True, index=True, ondelete="restrict")
     payload_json = fields.Json(string="Payload", readonly=True)
@@ -238,8 +238,9 @@ class OwsIotEvent(models.Model):
     seq = fields.Integer(string="Sequence", readonly=True, help="The engine's per-device order.")
     power_w = fields.Float(string="Power (W)", readonly=True)
     state = fields.Selection(SESSION_STATES, readonly=True)
-    processed = fields.Boolean(readonly=True, index=True)
-    processing_error = fields.Text(readonly=True)
+    processed = fields.Boolean(readonly=True)
+    # Almost every row has none: a small index finds the failures.
+    processing_error = fields.Text(readonly=True, index="btree_not_null")
 
     _sql_constraints = [
         ("event_uid_uniq", "unique(event_uid)", "An event with this UID was already received."),
@@ -263,13 +264,9 @@ class OwsIotEvent(models.Model):
         return super().create(vals_list)
 
     def write(self, vals):
-        # Only the ingestion completes a row it wrote (or one whose processing failed);
-        # a processed event is final.
-        if (
-            not self.env.context.get("ows_iot_ingest")
-            or set(vals) - PROCESSING_FIELDS
-            or self.filtered("processed")
-        ):
+        # The ingestion completes the rows it writes with batched column updates
+        # (models/bulk_write.py); through the ORM, the log is read-only.
+        if self:
             raise UserError(_("IoT events are an immutable log and cannot be changed."))
         return super().write(vals)
 
@@ -289,8 +286,12 @@ class OwsIotEvent(models.Model):
         strings, ``device_id`` the device's external id). Returns one result per
         event, in input order::
 
-            {"event_uid": str | None, "status": "created" | "duplicate" | "error",
-             "id": int | None, "message": str | None}
+            {
+                "event_uid": str | None,
+                "status": "created" | "duplicate" | "error",
+                "id": int | None,
+                "message": str | None,
+            }
 
         - ``created``: the event row is written and applied (sessions, device).
         - ``duplicate``: the event_uid is known (in the database or earlier in the
@@ -316,8 +317,10 @@ class OwsIotEvent(models.Model):
             try:
                 event = parse_envelope(raw)
             except EventError as exc:
-                uid = raw.get("event_uid") if isinstance(raw, dict) else None
-                results[index] = self._ows_result(uid if isinstance(uid, str) else None, "error", message=str(exc))
+                event_uid = raw.get("event_uid") if isinstance(raw, dict) else None
+                results[index] = self._ows_result(
+                    event_uid if isinstance(event_uid, str) else None, "error", message=str(exc)
+                )
                 continue
             if event["event_uid"] in batch_uids:
                 results[index] = self._ows_result(
@@ -333,17 +336,18 @@ class OwsIotEvent(models.Model):
         )
         to_insert = []
         for index, event in accepted:
-            uid = event["event_uid"]
-            if uid in known:
-                results[index] = self._ows_result(uid, "duplicate", known[uid])
+            event_uid = event["event_uid"]
+            if event_uid in known:
+                results[index] = self._ows_result(event_uid, "duplicate", known[event_uid])
                 continue
             device = devices.get(event["device_id"])
             if not isinstance(device, models.BaseModel):
-                results[index] = self._ows_result(uid, "error", message=device)
+                results[index] = self._ows_result(event_uid, "error", message=device)
                 continue
             event["device"] = device
             to_insert.append((index, event))
 
+        sessions = self._ows_prepare([event for _index, event in to_insert])
         inserted = self._ows_insert(to_insert)
         claimed = []
         for index, event in to_insert:
@@ -355,7 +359,7 @@ class OwsIotEvent(models.Model):
                 continue
             event["id"] = event_id
             claimed.append((index, event))
-        errors = self._ows_apply([event for _index, event in claimed])
+        errors = self._ows_apply([event for _index, event in claimed], sessions)
         for index, event in claimed:
             error = errors.get(event["id"])
             results[index] = self._ows_result(
@@ -364,8 +368,8 @@ class OwsIotEvent(models.Model):
         return results
 
     @api.model
-    def _ows_result(self, uid, status, event_id=None, message=None):
-        return {"event_uid": uid, "status": status, "id": event_id, "message": message}
+    def _ows_result(self, event_uid, status, event_id=None, message=None):
+        return {"event_uid": event_uid, "status": status, "id": event_id, "message": message}
 
     @api.model
     def _ows_known_uids(self, uids):
@@ -408,6 +412,43 @@ class OwsIotEvent(models.Model):
         return resolved
 
     @api.model
+    def _ows_prepare(self, events):
+        """Check the payloads and find the known sessions before the rows are written.
+
+        Each event gets ``info`` (what its payload says) or ``error``, and ``row``:
+        the processing columns it is written with, predicted so that only the events
+        whose outcome differs (a new session, a failure) are updated afterwards.
+        Returns session uuid -> existing session.
+        """
+        uuids = {event["session_id"] for event in events if event["session_id"]}
+        sessions = {}
+        if uuids:
+            found = (
+                self.env["mqtt.session"]
+                .sudo()
+                .search_fetch(
+                    [("session_id", "in", list(uuids))],
+                    ["session_id", "device_id", "billing_state", "last_event_seq"],
+                )
+            )
+            sessions = {session.session_id: session for session in found}
+        for event in events:
+            try:
+                event["info"] = parse_payload(event)
+                event["error"] = False
+            except EventError as exc:
+                event["info"] = None
+                event["error"] = str(exc)
+            session = sessions.get(event["session_id"])
+            linked = session and session.device_id == event["device"]
+            event["row"] = {
+                "session_id": session.id if linked and not event["error"] else False,
+                "processed": not event["error"],
+                "processing_error": event["error"],
+            }
+        return sessions
+
+    @api.model
     def _ows_insert(self, items):
         """Insert event rows, skipping known uids; returns uid -> new id.
 
@@ -420,7 +461,7 @@ class OwsIotEvent(models.Model):
             return {}
         self.env.flush_all()
         now = self.env.cr.now()
-        uid = self.env.uid
+        user_id = self.env.uid
         rows = []
         for _index, event in items:
             payload = event["payload"]
@@ -445,10 +486,12 @@ class OwsIotEvent(models.Model):
                     and math.isfinite(power)
                     else None,
                     state if state in STATES else None,
-                    False,
-                    uid,
+                    event["row"]["session_id"] or None,
+                    event["row"]["processed"],
+                    event["row"]["processing_error"] or None,
+                    user_id,
                     now,
-                    uid,
+                    user_id,
                     now,
                 )
             )
@@ -482,48 +525,50 @@ class OwsIotEvent(models.Model):
             "seq",
             "power_w",
             "state",
+            "session_id",
             "processed",
+            "processing_error",
             "create_uid",
             "create_date",
             "write_uid",
             "write_date",
         )
-        placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        query = (
-            f"INSERT INTO ows_iot_event ({', '.join(columns)}) "  # noqa: S608 (fixed names)
-            f"VALUES {', '.join([placeholder] * len(rows))} "
-            "ON CONFLICT (event_uid) DO NOTHING RETURNING event_uid, id"
+        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        query = SQL(
+            "INSERT INTO %s (%s) VALUES %s ON CONFLICT (event_uid) DO NOTHING "
+            "RETURNING event_uid, id",
+            SQL.identifier(self._table),
+            SQL(", ").join(SQL.identifier(column) for column in columns),
+            SQL(", ".join([row] * len(rows)), *[value for values in rows for value in values]),
         )
-        self.env.cr.execute(query, [value for row in rows for value in row], log_exceptions=False)
+        self.env.cr.execute(query, log_exceptions=False)
         return dict(self.env.cr.fetchall())
 
     @api.model
-    def _ows_apply(self, events):
-        """Apply stored events (parsed as by parse_envelope, with their row ``id``).
+    def _ows_apply(self, events, sessions):
+        """Apply written events (prepared by ``_ows_prepare``, with their row ``id``).
 
-        Returns event id -> processing error for the events that could not be applied;
-        the others are marked processed and linked to their session.
+        ``sessions`` maps the uuids of the sessions that existed before to them.
+        Returns event id -> processing error for the events that could not be
+        applied; the others end processed and linked to their session.
         """
-        errors = {}
-        infos = {}
-        for event in events:
-            try:
-                infos[event["id"]] = parse_payload(event)
-            except EventError as exc:
-                errors[event["id"]] = str(exc)
-        valid = [event for event in events if event["id"] not in errors]
-        links = self.env["mqtt.session"]._ows_apply_events(valid, infos, errors)
+        errors = {event["id"]: event["error"] for event in events if event["error"]}
+        infos = {event["id"]: event["info"] for event in events if not event["error"]}
+        valid = [event for event in events if not event["error"]]
+        links = self.env["mqtt.session"]._ows_apply_events(valid, infos, errors, sessions)
         self._ows_apply_to_devices([event for event in valid if event["id"] not in errors], infos)
-        Event = self.with_context(ows_iot_ingest=True).sudo()
-        by_values = defaultdict(list)
+        updates = {}
         for event in events:
-            error = errors.get(event["id"])
-            values = (links.get(event["id"], False), not error, error or False)
-            by_values[values].append(event["id"])
-        for (session_id, processed, error), ids in by_values.items():
-            Event.browse(ids).write(
-                {"session_id": session_id, "processed": processed, "processing_error": error}
-            )
+            row = {
+                "session_id": links.get(event["id"], False),
+                "processed": event["id"] not in errors,
+                "processing_error": errors.get(event["id"], False),
+            }
+            changed = {name: value for name, value in row.items() if event["row"][name] != value}
+            if changed:
+                updates[event["id"]] = changed
+        # Usually only the events that opened a session: one statement for all.
+        write_rows(self.sudo(), updates)
         return errors
 
     @api.model
@@ -537,6 +582,7 @@ class OwsIotEvent(models.Model):
         for event in events:
             by_device[event["device"]].append(event)
         touched = self.env["mqtt.device"]
+        updates = {}
         for device, device_events in by_device.items():
             device = device.sudo()
             marks = dict(device.live_marks or {})
@@ -574,8 +620,12 @@ class OwsIotEvent(models.Model):
             if marks != (device.live_marks or {}):
                 vals["live_marks"] = marks
             if vals:
-                device.write(vals)
-        touched._ows_update_running_session()
+                updates[device.id] = vals
+        for device, session in touched._ows_running_sessions().items():
+            if device.running_session_id != session:
+                updates.setdefault(device.id, {})["running_session_id"] = session.id
+        # Live fields are untracked and change all the time: one statement for all.
+        write_rows(self.env["mqtt.device"].sudo(), updates)
 
     def action_reprocess(self):
         """Apply again the events whose processing failed (e.g. after a fix)."""
@@ -592,11 +642,21 @@ class OwsIotEvent(models.Model):
                 "session_id": event.session_uid or None,
                 "epoch": event.timestamp_epoch,
                 "payload": event.payload_json or {},
-                "seq": event.seq if isinstance((event.payload_json or {}).get("seq"), int) else None,
+                "seq": event.seq
+                if isinstance((event.payload_json or {}).get("seq"), int)
+                else None,
             }
             for event in pending
         ]
-        errors = self._ows_apply(events)
+        sessions = self._ows_prepare(events)
+        for event, row in zip(events, pending, strict=True):
+            # what the row holds now, whatever was predicted
+            event["row"] = {
+                "session_id": row.session_id.id,
+                "processed": row.processed,
+                "processing_error": row.processing_error,
+            }
+        errors = self._ows_apply(events, sessions)
         if errors:
             message = _(
                 "%(failed)s of %(total)s event(s) still fail: %(errors)s",
