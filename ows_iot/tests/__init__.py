@@ -1,0 +1,11 @@
+# Odoo runs the tests imported here; the pure tests in pure/ and e2e/ are run by
+# pytest and must not be collected by Odoo.
+if __name__ == "odoo.addons.ows_iot.tests":
+    from . import (
+        test_api,
+        test_billing,
+        test_device,
+        test_ingest,
+        test_security,
+        test_session_billing,
+    )
