@@ -21,6 +21,7 @@ STATE_FIELDS = (
     "state",
     "online",
     "last_msg_ms",
+    "last_reading_ms",
     "last_fingerprint",
     "level",
     "power",
@@ -55,6 +56,7 @@ class DeviceEngine:
         self.state = "idle"
         self.online = None  # unknown until the first message
         self.last_msg_ms = None
+        self.last_reading_ms = None
         self.last_fingerprint = None
         self.level = OFF
         self.power = 0.0
@@ -117,6 +119,8 @@ class DeviceEngine:
 
     def advance(self, now_ms: int, emit) -> None:
         """Fire, in time order, every debounce, heartbeat and timeout due by now."""
+        if now_ms < self.next_deadline():
+            return
         while True:
             state = self.state
             if state == "idle":
@@ -158,10 +162,10 @@ class DeviceEngine:
 
     # -- messages ----------------------------------------------------------------
 
-    def seen(self, ts_ms: int, fingerprint: int, emit) -> None:
+    def seen(self, ts_ms: int, emit) -> None:
         """Any message from the device: it is alive at ts_ms."""
-        self.last_msg_ms = ts_ms
-        self.last_fingerprint = fingerprint
+        if self.last_msg_ms is None or ts_ms > self.last_msg_ms:
+            self.last_msg_ms = ts_ms
         if not self.online:
             self.online = True
             self._device_event("device_online", ts_ms, "message", emit)
@@ -180,8 +184,10 @@ class DeviceEngine:
     def reading(self, ts_ms: int, power: float, emit) -> None:
         """A power reading at ts_ms (after seen() for the same message)."""
         if self.acc_ms is not None and ts_ms < self.acc_ms:
-            # A device clock slightly behind ours: time already accounted stays so.
+            # A device clock slightly behind ours: time already accounted stays so,
+            # and the reading counts as the device's latest message.
             ts_ms = self.acc_ms
+            self.last_msg_ms = max(self.last_msg_ms, ts_ms)
         magnitude = -power if power < 0 else power
         level = (
             WORKING

@@ -17,6 +17,7 @@ from .engine import NEVER, DeviceEngine
 from .events import Event
 from .parsers import (
     MAX_PAYLOAD_BYTES,
+    MAX_TIMESTAMP,
     Drop,
     check_timestamp,
     compile_path,
@@ -74,20 +75,20 @@ class Ingestor:
         return {f"{prefix}/#" for prefix in self._prefixes}
 
     def route(self, topic: str):
-        """(engine, subtopic) for a topic, or None when no device owns it."""
+        """(engine, subtopic, topic checksum) for a topic, or None when no device owns it."""
         route = self._routes.get(topic)
         if route is not None:
             return route or None
         route = ()
         engine = self._prefixes.get(topic)
         if engine is not None:
-            route = (engine, "")
+            route = (engine, "", zlib.crc32(topic.encode()))
         else:
             parts = topic.split("/")
             for cut in range(len(parts) - 1, 0, -1):
                 engine = self._prefixes.get("/".join(parts[:cut]))
                 if engine is not None:
-                    route = (engine, "/".join(parts[cut:]))
+                    route = (engine, "/".join(parts[cut:]), zlib.crc32(topic.encode()))
                     break
         if len(self._routes) >= ROUTE_CACHE_SIZE:
             self._routes.clear()
@@ -128,7 +129,9 @@ class Ingestor:
         self.messages += 1
         self.last_device_ts = None
         try:
-            receive_ms = to_ms(check_timestamp(receive_ts))
+            if not (receive_ts.__class__ is float and 0 <= receive_ts < MAX_TIMESTAMP):
+                receive_ts = check_timestamp(receive_ts)
+            receive_ms = round(receive_ts * 1000)
             if not catch_up:
                 self._advance_ms(receive_ms, events.append)
             self._apply(topic, payload, receive_ms, events.append, catch_up)
@@ -149,7 +152,7 @@ class Ingestor:
         route = self.route(topic) if topic.__class__ is str else None
         if route is None:
             raise Drop("unknown_topic")
-        engine, subtopic = route
+        engine, subtopic, topic_crc = route
         config = engine.config
         parser_type = config.parser_type
         if parser_type == "shelly_gen2":
@@ -167,36 +170,40 @@ class Ingestor:
                 ts_ms = device_ms
                 self.last_device_ts = device_ts
         last_ms = engine.last_msg_ms
-        if catch_up:
-            if parsed.online is not None and last_ms is not None:
-                # A notice without a time of its own changes nothing in the past.
-                ts_ms = last_ms
-            engine.advance(min(ts_ms, receive_ms), emit)
         if parsed.online is not None:
-            # Online notices come from the broker (the last will) at receive time;
-            # they are never stale, even when the device's own clock runs ahead.
-            if last_ms is not None and ts_ms < last_ms:
+            # Online notices have no time of their own (the last will is the
+            # broker's): they take effect at the device's latest time, never earlier.
+            if last_ms is not None and (catch_up or ts_ms < last_ms):
                 ts_ms = last_ms
+            engine.advance(ts_ms, emit)
             if parsed.online:
-                engine.seen(ts_ms, engine.last_fingerprint, emit)
+                engine.seen(ts_ms, emit)
             else:
                 engine.offline(ts_ms, emit)
+        elif parsed.power_w is None:
+            # Liveness only: an older one proves nothing new, but is no stale reading.
+            engine.advance(ts_ms, emit)
+            engine.seen(ts_ms, emit)
         else:
-            fingerprint = zlib.crc32(payload)
-            if last_ms is not None:
-                if ts_ms < last_ms and device_ts is None:
+            fingerprint = zlib.crc32(payload, topic_crc)
+            last_reading_ms = engine.last_reading_ms
+            if last_reading_ms is not None:
+                if ts_ms < last_reading_ms and device_ts is None:
                     # Our receive time only trails the device's own clock (ahead by
-                    # less than the skew): the message is current, not stale.
-                    ts_ms = last_ms
-                if ts_ms < last_ms:
+                    # less than the skew): the reading is current, not stale.
+                    ts_ms = last_reading_ms
+                if ts_ms < last_reading_ms:
                     raise Drop("out_of_order")
-                if ts_ms == last_ms and fingerprint == engine.last_fingerprint:
+                if ts_ms == last_reading_ms and fingerprint == engine.last_fingerprint:
                     raise Drop("duplicate")
-            engine.seen(ts_ms, fingerprint, emit)
-            if parsed.power_w is not None:
-                if engine.component is None and config.channel is None:
-                    engine.component = parsed.component
-                engine.reading(ts_ms, parsed.power_w, emit)
+            # The device's own clock may run ahead of ours: its debounces run on it.
+            engine.advance(ts_ms, emit)
+            engine.seen(ts_ms, emit)
+            if engine.component is None and config.channel is None:
+                engine.component = parsed.component
+            engine.last_reading_ms = ts_ms
+            engine.last_fingerprint = fingerprint
+            engine.reading(ts_ms, parsed.power_w, emit)
         deadline = engine.next_deadline()
         if deadline < self._next_deadline:
             self._next_deadline = deadline

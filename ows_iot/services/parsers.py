@@ -28,6 +28,7 @@ GEN2_NOTIFY_COMPONENTS = ("NotifyStatus", "NotifyFullStatus")
 GEN1_POWER_GROUPS = ("relay", "emeter", "light", "roller", "meter")
 
 _loads = json.loads
+_scan_once = json.JSONDecoder().scan_once
 _isfinite = math.isfinite
 
 
@@ -83,9 +84,18 @@ def check_timestamp(value) -> float:
 
 
 def decode_json(payload: bytes):
+    # Fast path: the C scanner on UTF-8 text, skipping json.loads' Python-level
+    # encoding detection; anything unusual goes through json.loads itself.
+    try:
+        text = payload.decode()
+        value, end = _scan_once(text, 0)
+        if end == len(text):
+            return value
+    except (StopIteration, ValueError, RecursionError):
+        pass
     try:
         return _loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise Drop("malformed_json") from None
 
 
@@ -121,8 +131,11 @@ def parse_shelly_gen2(subtopic: str, payload: bytes, channel: str | None) -> Par
             return LIVENESS
         if params.__class__ is not dict:
             raise Drop("wrong_type")
-        ts = params.get("ts")
-        device_ts = None if ts is None else check_timestamp(ts)
+        device_ts = params.get("ts")
+        if device_ts is not None and not (
+            device_ts.__class__ is float and 0 <= device_ts < MAX_TIMESTAMP
+        ):
+            device_ts = check_timestamp(device_ts)
         if frame.get("method") not in GEN2_NOTIFY_COMPONENTS:
             return Parsed(device_ts=device_ts)
         if channel is not None:

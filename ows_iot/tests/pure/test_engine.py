@@ -199,3 +199,28 @@ def test_receive_time_messages_behind_a_fast_device_clock_are_kept():
     assert run.ingestor.dropped == {}
     (stopped,) = run.ended()
     assert_session(stopped, 2, 31, 29, 0)
+
+
+def test_debounces_run_on_a_fast_device_clock():
+    # Device time runs ahead of receive time (within the skew): a 120 s job that
+    # arrives within 2 s of our clock is still a 120 s session.
+    run = Run(gen2_config(max_clock_skew_s=600))
+    run.at(0, rpc(500, ts=T0)).at(1, rpc(0, ts=T0 + 120)).at(2, rpc(0, ts=T0 + 140))
+    (stopped,) = run.ended()
+    assert_session(stopped, 0, 120, 120, 0)
+
+
+def test_frame_dated_just_before_an_online_notice_is_not_stale():
+    run = Run().at(10, online(True)).at(10.2, rpc(500, ts=T0 + 9.99)).until(20)
+    assert run.ingestor.dropped == {}
+    assert run.of_type("session_started")[0].timestamp == T0 + 9.99
+
+
+def test_identical_values_on_other_topics_are_no_duplicate_readings():
+    run = Run(gen1_config())
+    prefix = f"shellies/{GEN1}/emeter/0"
+    for topic in ("pf", "reactive_power", "power"):
+        run.at(0, (f"{prefix}/{topic}", b"0.00"))
+    run.at(5, (f"{prefix}/power", b"300.00")).at(5, (f"{prefix}/power", b"300.00"))
+    assert dict(run.ingestor.dropped) == {"duplicate": 1}
+    assert run.ingestor.engines[GEN1].state == "starting"

@@ -236,13 +236,6 @@ def test_round_trip_in_real_time_gives_the_sessions_of_the_profile(broker, tmp_p
 
 
 @pytest.mark.mqtt
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "the engine runs debounces on the receive-time clock: device timestamps far "
-        "ahead of it (within max_clock_skew_s) leave starts unconfirmed"
-    ),
-)
 def test_round_trip_sped_up_follows_the_device_timestamps(broker, tmp_path):
     prefix = f"{broker.root}/{{id}}"
     profile = [{**device, "prefix": prefix} for device in SPED_UP_PROFILE]
