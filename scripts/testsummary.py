@@ -114,6 +114,12 @@ def count_odoo_tests(tests_dir: Path) -> tuple[int, int, list[str]]:
 
 def cmd_count_odoo_tests(args: argparse.Namespace) -> int:
     count, files, not_imported = count_odoo_tests(Path(args.tests_dir))
+    if files and not (Path(args.tests_dir) / "__init__.py").exists():
+        warn(
+            f"WARNING: {args.tests_dir}/__init__.py is missing; "
+            f"Odoo will run none of the {files} test file(s) there."
+        )
+        not_imported = []
     for name in not_imported:
         warn(
             f"WARNING: {args.tests_dir}/{name} is not imported in {args.tests_dir}/__init__.py; "
