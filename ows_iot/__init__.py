@@ -2,3 +2,4 @@
 # (and testable) on a machine without Odoo.
 if __name__ == "odoo.addons.ows_iot":
     from . import controllers, models
+    from .runtime import post_load

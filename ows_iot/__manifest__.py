@@ -13,8 +13,12 @@
         "security/ows_iot_rules.xml",
         "data/ir_sequence_data.xml",
         "data/ir_config_parameter_data.xml",
+        "data/ir_cron_data.xml",
+        "views/ows_iot_runtime_views.xml",
     ],
     "demo": [],
+    # Loaded server-wide (--load=base,web,ows_iot), this starts the MQTT ingestion.
+    "post_load": "post_load",
     "installable": True,
     "application": True,
 }

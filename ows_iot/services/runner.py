@@ -80,6 +80,7 @@ class RunnerStats:
     started_at: float
     messages: int = 0
     retained: int = 0
+    redelivered: int = 0
     events: int = 0
     commits: int = 0
     commit_failures: int = 0
@@ -200,6 +201,8 @@ class Runner:
         stats = self.stats
         stats.messages += 1
         stats.last_message_at = item.receive_ts
+        if getattr(item, "dup", False):
+            stats.redelivered += 1
         self._last_received = item.receive_ts
         self._mark_change(item.receive_ts)
         self._pending.append(item)
@@ -419,6 +422,7 @@ class Runner:
         latencies = sorted(stats.latencies)
         return {
             "messages": stats.messages,
+            "redelivered": stats.redelivered,
             "messages_per_s": round(self.message_rate(), 2),
             "last_message_at": stats.last_message_at,
             "last_message_age_s": (

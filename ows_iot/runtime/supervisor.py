@@ -1,0 +1,594 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""The ingestion threads of one Odoo process.
+
+:class:`Supervisor` (one per process) looks for the databases that have
+``ows_iot`` installed and runs a :class:`DatabaseRuntime` for each: a candidate
+thread competing for the database's advisory lock. The winner runs
+:class:`LeaderTerm` after term: restore the engines from the devices'
+``engine_state``, connect to the broker, and feed every message through the
+checkpointing :class:`~..services.runner.Runner`, whose commits go through the
+registry's own cursors (never a request's), the single ingestion method
+``ows.iot.event.ingest_events`` and the engine snapshots, in one transaction.
+A term ends when the broker settings change (a new term reconnects), when the
+lock is lost (step down at once), or when the process stops (flush, ack,
+disconnect, unlock).
+"""
+
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from contextlib import closing
+
+import psycopg2
+from psycopg2 import errors as pg_errors
+from psycopg2.extras import Json
+
+import odoo
+from odoo import SUPERUSER_ID, api
+from odoo.modules.registry import Registry
+from odoo.tools import config
+
+from ..services.config import ConfigError
+from ..services.ingestor import Ingestor
+from ..services.leader import Candidate, LeaderLock, holds_lock_sql, lock_key
+from ..services.mqtt_client import MqttClient, MqttSettings, SettingsError
+from ..services.runner import FLUSH_INTERVAL_S, BufferOverflow, LeadershipLost, Runner
+
+_logger = logging.getLogger(__name__)
+
+SCAN_S = 30.0
+FIRST_SCAN_DELAY_S = 1.0
+# Candidates retry this often (with jitter): it bounds the failover time.
+CANDIDATE_RETRY_S = 2.0
+STEP_S = 0.25
+LOCK_CHECK_S = 1.0
+DEVICE_POLL_S = 2.0
+SETTINGS_POLL_S = 5.0
+STATUS_WRITE_S = 5.0
+STATUS_LOG_S = 60.0
+CONFLICT_RETRIES = 3
+CONFLICTS = (
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.LockNotAvailable,
+)
+ERROR_LOG_EVERY_S = 60.0
+
+
+class Supervisor:
+    """Keeps one candidate per database with ows_iot installed in this process."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._runtimes = {}
+        self._thread = threading.Thread(target=self._run, name="ows_iot.supervisor", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self, timeout):
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+            self._runtimes = {}
+        for runtime in runtimes:
+            runtime.candidate.stop_event.set()  # all leaders flush in parallel
+        for runtime in runtimes:
+            if not runtime.stop(max(0.1, deadline - time.monotonic())):
+                _logger.warning("ows_iot: %s did not stop in time", runtime.dbname)
+        self._thread.join(max(0.1, deadline - time.monotonic()))
+
+    @property
+    def runtimes(self):
+        return dict(self._runtimes)
+
+    def _run(self):
+        if self._stop.wait(FIRST_SCAN_DELAY_S):
+            return
+        while not self._stop.is_set():
+            try:
+                self._scan()
+            except Exception:
+                _logger.exception("ows_iot: looking for databases failed")
+            self._stop.wait(SCAN_S)
+
+    def _scan(self):
+        wanted = set(self._databases())
+        with self._lock:
+            if self._stop.is_set():
+                return
+            gone = [self._runtimes.pop(db) for db in set(self._runtimes) - wanted]
+            for dbname in sorted(wanted - set(self._runtimes)):
+                runtime = DatabaseRuntime(dbname)
+                self._runtimes[dbname] = runtime
+                runtime.start()
+        for runtime in gone:
+            runtime.stop(10.0)
+
+    def _databases(self):
+        if config["db_name"]:
+            names = [name.strip() for name in config["db_name"].split(",") if name.strip()]
+        else:
+            names = odoo.service.db.list_dbs(True)
+        dbfilter = config["dbfilter"]
+        if dbfilter and "%" not in dbfilter:
+            names = [name for name in names if re.match(dbfilter, name)]
+        return [name for name in names if _has_ows_iot(name)]
+
+
+def _has_ows_iot(dbname):
+    try:
+        with closing(odoo.sql_db.db_connect(dbname).cursor()) as cr:
+            cr.execute("SELECT to_regclass('ir_module_module') IS NOT NULL")
+            if not cr.fetchone()[0]:
+                return False
+            cr.execute(
+                "SELECT 1 FROM ir_module_module WHERE name = 'ows_iot' "
+                "AND state IN ('installed', 'to upgrade')"
+            )
+            return cr.fetchone() is not None
+    except psycopg2.Error:
+        return False
+
+
+class DatabaseRuntime:
+    """The candidate of one database in this process, and its terms as leader."""
+
+    def __init__(self, dbname):
+        self.dbname = dbname
+        self.key = lock_key(dbname)
+        self.host = socket.gethostname()
+        _name, info = odoo.sql_db.connection_info_for(dbname)
+        info = dict(info)
+        info.pop("application_name", None)
+        # The name shows in pg_stat_activity: the status panel tells who leads.
+        self.lock = LeaderLock(
+            info, self.key, application_name=f"ows_iot leader {self.host} pid {os.getpid()}"
+        )
+        self.candidate = Candidate(
+            f"ows_iot.candidate.{dbname}", self.lock, self._lead, retry_s=CANDIDATE_RETRY_S
+        )
+        self.term = None
+        self.warned = set()
+        self._last_error_log = {}
+
+    def start(self):
+        self.candidate.start()
+
+    def stop(self, timeout):
+        return self.candidate.stop(timeout)
+
+    def log_error(self, key, message, *args):
+        """Log an error at most once a minute per kind."""
+        now = time.monotonic()
+        if now - self._last_error_log.get(key, -ERROR_LOG_EVERY_S) >= ERROR_LOG_EVERY_S:
+            self._last_error_log[key] = now
+            _logger.warning(message, *args)
+
+    def _lead(self, lock, stop):
+        threading.current_thread().dbname = self.dbname
+        since = time.time()
+        _logger.info(
+            "ows_iot leader elected: db=%s host=%s pid=%s lock_backend=%s",
+            self.dbname,
+            self.host,
+            os.getpid(),
+            lock.backend_pid,
+        )
+        failures = 0
+        try:
+            while not stop.is_set():
+                term = LeaderTerm(self, lock, stop, since)
+                self.term = term
+                try:
+                    again = term.run()
+                    failures = 0
+                except LeadershipLost as exc:
+                    _logger.warning(
+                        "ows_iot leader lost the lock of %s (%s): stepping down", self.dbname, exc
+                    )
+                    return
+                except BufferOverflow:
+                    # Logged by the runner; start over from the last commit.
+                    stop.wait(1.0)
+                    continue
+                except psycopg2.Error as exc:
+                    failures += 1
+                    self.log_error(
+                        "term", "ows_iot leader of %s cannot reach the database: %s",
+                        self.dbname, str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                    )  # fmt: skip
+                    stop.wait(min(30.0, 2.0**failures))
+                    if not lock.check():
+                        return
+                    continue
+                finally:
+                    self.term = None
+                if not again:
+                    return
+        finally:
+            _logger.info(
+                "ows_iot leader stepped down: db=%s pid=%s after %.0fs",
+                self.dbname,
+                os.getpid(),
+                time.time() - since,
+            )
+
+
+class LeaderTerm:
+    """One broker connection's lifetime of a leader; ``run()`` tells whether to start
+    another (True: the settings changed) or to stop (False)."""
+
+    def __init__(self, runtime, lock, stop, since):
+        self.runtime = runtime
+        self.dbname = runtime.dbname
+        self.key = runtime.key
+        self.lock = lock
+        self.stop = stop
+        self.since = since
+        self.registry = None
+        self.client = None
+        self.runner = None
+        self.settings = None
+        self.settings_error = None
+        self.broker = None
+        self.configs = []
+        self.ids = {}
+
+    # -- the term --------------------------------------------------------------------
+
+    def run(self):
+        self.registry = Registry(self.dbname).check_signaling()
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            self.broker = broker_settings(env)
+            self.configs, self.ids = self._read_devices(env)
+            states = self._read_states(cr, self.ids)
+            recorded = env["ows.iot.runtime"]._ows_recorded_filters()
+        ingestor = Ingestor(self.configs)
+        for device_id, state in states.items():
+            ingestor.restore_device(device_id, state)
+        try:
+            self.settings = make_settings(self.broker)
+        except SettingsError as exc:
+            self.settings_error = str(exc)
+        window = self.settings.inflight_window if self.settings else 1000
+        self.runner = Runner(
+            ingestor,
+            self._commit,
+            self._ack,
+            max_pending=max(1, window // 2),
+            flush_interval_s=flush_interval(),
+        )
+        if self.settings is not None:
+            try:
+                self.client = MqttClient(
+                    self.settings, self.runner.submit, on_connection=self.runner.connection_changed
+                )
+            except SettingsError as exc:
+                self.settings, self.settings_error = None, str(exc)
+        if self.client is not None:
+            filters = ingestor.topic_filters()
+            self.client.set_filters(filters, stale=set(recorded) - filters)
+            self.client.start()
+            _logger.info(
+                "ows_iot leader of %s: %d devices, %d running sessions restored, broker %s as %s",
+                self.dbname,
+                len(self.configs),
+                sum(1 for e in ingestor.engines.values() if e.session_id),
+                self.settings.address,
+                self.settings.client_id,
+            )
+        else:
+            _logger.warning(
+                "ows_iot leader of %s: not connecting to a broker: %s",
+                self.dbname,
+                self.settings_error,
+            )
+        clean = False
+        try:
+            again = self._loop()
+            clean = True
+            return again
+        finally:
+            if not clean:
+                # Lost lock or overflow: nothing more is acknowledged; the broker
+                # redelivers the rest to whoever leads next.
+                self.runner.discard()
+            if self.client is not None:
+                self.client.stop()
+            if clean:
+                self._write_status(final=self.stop.is_set())
+
+    def _loop(self):
+        now = time.monotonic()
+        next_lock = now + LOCK_CHECK_S
+        next_poll = now + DEVICE_POLL_S
+        next_settings = now + SETTINGS_POLL_S
+        next_status = now
+        next_log = now + STATUS_LOG_S
+        reported_connected = None
+        while True:
+            if self.stop.is_set():
+                self.runner.flush()
+                return False
+            self.runner.step(STEP_S)
+            now = time.monotonic()
+            if now >= next_lock:
+                if not self.lock.check():
+                    raise LeadershipLost(self.lock.last_error or "lock lost")
+                next_lock = now + LOCK_CHECK_S
+            if self.client is not None and not self.client.alive():
+                _logger.warning(
+                    "ows_iot MQTT network thread of %s ended; reconnecting", self.dbname
+                )
+                return True
+            if now >= next_poll:
+                check_settings = now >= next_settings
+                next_poll = now + DEVICE_POLL_S
+                if check_settings:
+                    next_settings = now + SETTINGS_POLL_S
+                if self._poll(check_settings):
+                    _logger.info("ows_iot broker settings of %s changed; reconnecting", self.dbname)
+                    self.runner.flush()
+                    return True
+            connected = self.client is not None and self.client.connected
+            if now >= next_status or connected != reported_connected:
+                next_status = now + STATUS_WRITE_S
+                reported_connected = connected
+                self._write_status()
+            if now >= next_log:
+                next_log = now + STATUS_LOG_S
+                self._log_status()
+
+    # -- configuration ---------------------------------------------------------------
+
+    def _poll(self, check_settings):
+        """Apply device changes; True when the broker settings changed."""
+        try:
+            self.registry = self.registry.check_signaling()
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                configs, ids = self._read_devices(env)
+                states = {}
+                if configs != self.configs:
+                    states = self._read_states(
+                        cr, {d: i for d, i in ids.items() if d not in self.ids}
+                    )
+                broker = broker_settings(env) if check_settings else self.broker
+        except psycopg2.Error as exc:
+            self.runtime.log_error("poll", "ows_iot cannot read the configuration: %s", exc)
+            return False
+        if configs != self.configs and self.runner.reconfigure(configs, states):
+            added = set(ids) - set(self.ids)
+            removed = set(self.ids) - set(ids)
+            self.configs, self.ids = configs, ids
+            if self.client is not None:
+                self.client.set_filters(self.runner.ingestor.topic_filters())
+            self._write_status()
+            _logger.info(
+                "ows_iot devices of %s changed: %d listened to (added %s, removed %s)",
+                self.dbname,
+                len(configs),
+                sorted(added) or "-",
+                sorted(removed) or "-",
+            )
+        return broker != self.broker
+
+    def _read_devices(self, env):
+        """(configs, device_id -> record id) of the active devices the engine can run."""
+        configs, ids, prefixes = [], {}, {}
+        devices = env["mqtt.device"].with_context(active_test=True).search([], order="id")
+        for device in devices:
+            try:
+                device_config = device._ows_engine_config()
+            except ConfigError as exc:
+                self._warn_once(
+                    ("config", device.id, str(exc)), "device %s skipped: %s", device.id, exc
+                )
+                continue
+            prefix = device_config.mqtt_topic.strip("/")
+            if device_config.device_id in ids or prefix in prefixes:
+                self._warn_once(
+                    ("duplicate", device.id),
+                    "device %s (%s) skipped: its device id or topic prefix %r is taken "
+                    "by another active device",
+                    device.id, device_config.device_id, prefix,
+                )  # fmt: skip
+                continue
+            configs.append(device_config)
+            ids[device_config.device_id] = device.id
+            prefixes[prefix] = device.id
+        return configs, ids
+
+    def _warn_once(self, key, message, *args):
+        if key not in self.runtime.warned:
+            self.runtime.warned.add(key)
+            _logger.warning("ows_iot %s: " + message, self.dbname, *args)
+
+    def _read_states(self, cr, ids):
+        if not ids:
+            return {}
+        by_id = {record_id: device_id for device_id, record_id in ids.items()}
+        cr.execute(
+            "SELECT id, engine_state FROM mqtt_device WHERE id = ANY(%s) AND engine_state IS NOT NULL",
+            [list(by_id)],
+        )
+        states = {}
+        for record_id, state in cr.fetchall():
+            if isinstance(state, dict):
+                states[by_id[record_id]] = state
+        return states
+
+    # -- commits ---------------------------------------------------------------------
+
+    def _commit(self, events, states):
+        backend_pid = self.lock.backend_pid
+        if backend_pid is None:
+            raise LeadershipLost("the lock connection is gone")
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                with self.registry.cursor() as cr:
+                    # Fencing: the lock is still ours, seen from this very transaction.
+                    cr.execute(*holds_lock_sql(self.key, backend_pid))
+                    if cr.fetchone() is None:
+                        raise LeadershipLost("the advisory lock is held by another session")
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    if events:
+                        self._check_results(env["ows.iot.event"].ingest_events(events), events)
+                    if states:
+                        self._save_states(cr, states)
+                return
+            except CONFLICTS:
+                self.registry.reset_changes()
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                time.sleep(0.05 * attempt)
+            except Exception:
+                self.registry.reset_changes()
+                raise
+
+    def _check_results(self, results, events):
+        failed = [(r, e) for r, e in zip(results, events) if r["status"] == "error"]
+        if failed:
+            result, event = failed[0]
+            self.runtime.log_error(
+                "ingest",
+                "ows_iot: %d of %d events not applied in %s, e.g. %s %s: %s",
+                len(failed), len(events), self.dbname,
+                event.get("event_type"), event.get("event_uid"), result.get("message"),
+            )  # fmt: skip
+
+    def _save_states(self, cr, states):
+        # A checkpoint, not a user change: plain SQL, no write_date, no ORM cache.
+        rows = [(self.ids[d], Json(s)) for d, s in states.items() if d in self.ids]
+        if not rows:
+            return
+        values = ", ".join(["(%s, %s::jsonb)"] * len(rows))
+        cr.execute(
+            f"UPDATE mqtt_device AS d SET engine_state = v.state "
+            f"FROM (VALUES {values}) AS v(id, state) WHERE d.id = v.id",
+            [value for row in rows for value in row],
+        )
+
+    def _ack(self, message):
+        return self.client.ack(message) if self.client is not None else True
+
+    # -- observability ---------------------------------------------------------------
+
+    def status(self):
+        runner_status = self.runner.status() if self.runner else {}
+        client = self.client
+        stats = client.stats if client is not None else None
+        last_error = (
+            self.settings_error
+            or (stats.last_error if stats and not stats.connected else None)
+            or runner_status.get("last_commit_error")
+        )
+        return {
+            **runner_status,
+            "host": self.runtime.host,
+            "pid": os.getpid(),
+            "since": self.since,
+            "lock_backend_pid": self.lock.backend_pid,
+            "broker": self.settings.address if self.settings else None,
+            "client_id": self.settings.client_id if self.settings else None,
+            "connected": bool(stats and stats.connected),
+            "connected_since": stats.connected_since if stats else None,
+            "reconnects": stats.reconnects if stats else 0,
+            "session_present": bool(stats and stats.session_present),
+            "filters": sorted(client.filters) if client is not None else [],
+            "last_error": last_error,
+        }
+
+    def _write_status(self, final=False):
+        if self.runner is None or self.lock.backend_pid is None:
+            return
+        values = self.status()
+        values["state"] = "stopped" if final else "leading"
+        try:
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                env["ows.iot.runtime"]._ows_report(values)
+        except psycopg2.Error as exc:
+            self.runtime.log_error("status", "ows_iot cannot write its status: %s", exc)
+
+    def _log_status(self):
+        s = self.status()
+        _logger.info(
+            "ows_iot status db=%s leader=%s:%s connected=%s messages=%d rate=%.2f/s "
+            "last_message_age=%ss events=%d commits=%d buffered=%d pending_acks=%d "
+            "dropped=%s reconnects=%d overflows=%d catching_up=%s latency_p50=%ss p99=%ss",
+            self.dbname, s["host"], s["pid"], s["connected"], s.get("messages", 0),
+            s.get("messages_per_s", 0.0), s.get("last_message_age_s"), s.get("events", 0),
+            s.get("commits", 0), s.get("buffered_events", 0), s.get("pending_acks", 0),
+            s.get("dropped", {}), s["reconnects"], s.get("overflows", 0),
+            s.get("catching_up"), s.get("commit_latency_p50_s"), s.get("commit_latency_p99_s"),
+        )  # fmt: skip
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def flush_interval():
+    """Seconds between commits: ``OWS_IOT_FLUSH_INTERVAL_S`` or ``ows_iot_flush_interval``
+    in the Odoo configuration file; shorter means fresher data and more transactions."""
+    value = os.environ.get("OWS_IOT_FLUSH_INTERVAL_S") or config.get("ows_iot_flush_interval")
+    try:
+        seconds = float(value) if value else FLUSH_INTERVAL_S
+    except ValueError:
+        seconds = FLUSH_INTERVAL_S
+    return min(max(seconds, 0.05), 60.0)
+
+
+def broker_settings(env):
+    """The broker settings of the database, as plain values (compared between polls)."""
+    values = dict(env["res.config.settings"]._ows_iot_broker_settings())
+    params = env["ir.config_parameter"].sudo()
+    values["protocol"] = (params.get_param("ows_iot.mqtt_protocol") or "5").strip()
+    values["session_expiry_s"] = params.get_param("ows_iot.mqtt_session_expiry") or "86400"
+    values["receive_maximum"] = params.get_param("ows_iot.mqtt_receive_maximum") or "1000"
+    values["tls_insecure"] = params.get_param("ows_iot.mqtt_tls_insecure") in ("1", "True", "true")
+    return values
+
+
+def make_settings(values):
+    """MqttSettings from :func:`broker_settings`; SettingsError with one line otherwise."""
+    if not values.get("host"):
+        raise SettingsError("no MQTT broker configured (Settings → IoT → broker host)")
+    for key, label in (
+        ("ca_file", "CA certificate file"),
+        ("cert_file", "client certificate file"),
+        ("key_file", "client key file"),
+    ):
+        path = values.get(key)
+        if path and not os.path.isfile(path):
+            raise SettingsError(f"{label} {path} does not exist on this server")
+    try:
+        session_expiry_s = int(values["session_expiry_s"])
+        receive_maximum = int(values["receive_maximum"])
+    except (TypeError, ValueError):
+        raise SettingsError("MQTT session expiry and receive maximum must be integers") from None
+    return MqttSettings(
+        host=values["host"],
+        port=values.get("port") or None,
+        username=values.get("username") or None,
+        password=values.get("password") or None,
+        tls=bool(values.get("tls")),
+        ca_file=values.get("ca_file") or None,
+        certfile=values.get("cert_file") or None,
+        keyfile=values.get("key_file") or None,
+        tls_insecure=bool(values.get("tls_insecure")),
+        client_id=values["client_id"],
+        keepalive=values.get("keepalive") or 60,
+        qos=values.get("qos", 1),
+        protocol=values.get("protocol") or "5",
+        session_expiry_s=session_expiry_s,
+        receive_maximum=receive_maximum,
+    )
