@@ -269,6 +269,7 @@ class OwsIotRuntime(models.Model):
     def _cron_flush(self):
         now = time.time()
         cr = self.env.cr
+        self.env.flush_all()  # the queries below read the tables directly
         # Held until this transaction ends: no leader can start meanwhile, and
         # none runs if we get it.
         cr.execute("SELECT pg_try_advisory_xact_lock(%s)", (lock_key(cr.dbname),))
@@ -293,6 +294,7 @@ class OwsIotRuntime(models.Model):
         change what fires (see services.flush.silent_for).
         """
         cr = self.env.cr
+        self.env.flush_all()
         cr.execute(
             "SELECT id, engine_state FROM mqtt_device WHERE engine_state IS NOT NULL"
             + ("" if leaderless else " AND active IS NOT TRUE")
@@ -338,6 +340,7 @@ class OwsIotRuntime(models.Model):
     def _ows_flush_running(self, now, min_age_s=FLUSH_MIN_AGE_S):
         """Bring the running sessions' totals up to ``now`` from the engine snapshots."""
         cr = self.env.cr
+        self.env.flush_all()
         cr.execute(
             """
             SELECT s.id, s.session_id, d.engine_state
