@@ -89,10 +89,10 @@ def decode_json(payload: bytes):
     try:
         text = payload.decode()
         value, end = _scan_once(text, 0)
-        if end == len(text):
-            return value
     except (StopIteration, ValueError, RecursionError):
-        pass
+        text, end = "", -1
+    if end == len(text):
+        return value
     try:
         return _loads(payload)
     except (ValueError, RecursionError):
