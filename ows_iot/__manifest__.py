@@ -16,9 +16,7 @@
         "data/ir_cron_data.xml",
         "views/ows_iot_runtime_views.xml",
     ],
-    "demo": [],
     # Loaded server-wide (--load=base,web,ows_iot), this starts the MQTT ingestion.
     "post_load": "post_load",
-    "installable": True,
     "application": True,
 }
