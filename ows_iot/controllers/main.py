@@ -156,6 +156,8 @@ class OwsIotApi(http.Controller):
             raise
         except Exception:
             _logger.exception("IoT API: %s %s failed", method, request.httprequest.path)
+            # Answering normally would commit whatever the failed handler wrote.
+            request.env.cr.rollback()
             return _json_response(
                 {
                     "status": "error",
@@ -271,9 +273,9 @@ class OwsIotApi(http.Controller):
     def _read_body(self):
         httprequest = request.httprequest
         if httprequest.mimetype not in JSON_MIMETYPES:
+            given = httprequest.mimetype or "missing"
             raise _bad_request(
-                "Content-Type",
-                f"Content-Type must be application/json, not {httprequest.mimetype or 'missing'!r}.",
+                "Content-Type", f"Content-Type must be application/json, not {given!r}."
             )
         if "chunked" in httprequest.headers.get("Transfer-Encoding", "").lower():
             # werkzeug would read a chunked body whole before any size check.

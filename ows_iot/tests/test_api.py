@@ -620,17 +620,22 @@ class TestApiProtocol(ApiCase):
         response = self.get(CONFIG)
         self.assertNotIn("session_id", response.cookies)
 
-    def test_an_unexpected_error_is_a_json_500_without_traceback(self):
-        def explode(*args, **kwargs):
+    def test_an_unexpected_error_is_a_json_500_without_traceback_and_writes_nothing(self):
+        ingest_events = type(self.env["ows.iot.event"]).ingest_events
+
+        def write_then_explode(model, events):
+            ingest_events(model, events)
             raise RuntimeError("secret internals")
 
-        self.patch(type(self.env["ows.iot.event"]), "ingest_events", explode)
+        self.patch(type(self.env["ows.iot.event"]), "ingest_events", write_then_explode)
+        count = self.event_count()
         with mute_logger("odoo.addons.ows_iot.controllers.main"):
             response = self.post(online())
         self.assertEqual(response.status_code, 500)
         self.assertEqual(response.json()["error"], "internal_error")
         self.assertNotIn("secret", response.text)
         self.assertNotIn("Traceback", response.text)
+        self.assertEqual(self.event_count(), count)
 
 
 @tagged("post_install", "-at_install")
