@@ -22,6 +22,7 @@ from .parsers import (
     check_timestamp,
     compile_path,
     parse_json_path,
+    parse_online,
     parse_shelly_gen1,
     parse_shelly_gen2,
 )
@@ -94,6 +95,20 @@ class Ingestor:
             self._routes.clear()
         self._routes[topic] = route
         return route or None
+
+    def offline_notice(self, topic: str, payload: bytes) -> str | None:
+        """The device whose last will ("online" false) this message is, else None."""
+        route = self.route(topic) if topic.__class__ is str else None
+        if route is None or route[1] != "online":
+            return None
+        engine = route[0]
+        if engine.config.parser_type not in ("shelly_gen2", "shelly_gen1"):
+            return None
+        try:
+            parsed = parse_online(bytes(payload))
+        except (Drop, TypeError, ValueError):
+            return None
+        return engine.device_id if parsed.online is False else None
 
     # -- time and messages -------------------------------------------------------
 

@@ -18,6 +18,12 @@ stops the broker from sending more than its in-flight window. Past
 (:class:`BufferOverflow`): the caller then restores the engine from the database
 and reconnects, and the broker redelivers every unacknowledged message.
 
+A device's last will (``online`` false) is held for ``offline_grace_s`` before it
+is applied, and forgotten when the device speaks again meanwhile: a broker that
+shuts down publishes the last will of every connected device (mosquitto does),
+and a broker restart must not end every running session. Applied late, the will
+ends the session exactly where it would have: at the device's last message.
+
 After a (re)connect the broker first delivers what it queued meanwhile. Until
 that backlog is read the engine is fed in catch-up mode (each device advanced to
 its message's own time) and the clock is not ticked, so late messages do not
@@ -58,6 +64,8 @@ CATCH_UP_LIMIT_S = 60.0
 # Messages taken from the inbox in one go before the flush conditions are checked.
 DRAIN_BATCH = 256
 ERROR_LOG_EVERY_S = 30.0
+# Devices reconnect within seconds of a broker restart.
+OFFLINE_GRACE_S = 30.0
 LATENCY_SAMPLES = 4096
 
 
@@ -81,6 +89,8 @@ class RunnerStats:
     messages: int = 0
     retained: int = 0
     redelivered: int = 0
+    offline_cancelled: int = 0
+    offline_applied: int = 0
     events: int = 0
     commits: int = 0
     commit_failures: int = 0
@@ -111,6 +121,7 @@ class Runner:
         fresh_lag_s: float = FRESH_LAG_S,
         quiet_s: float = QUIET_S,
         catch_up_limit_s: float = CATCH_UP_LIMIT_S,
+        offline_grace_s: float = OFFLINE_GRACE_S,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger = _logger,
     ):
@@ -124,6 +135,7 @@ class Runner:
         self.fresh_lag_s = fresh_lag_s
         self.quiet_s = quiet_s
         self.catch_up_limit_s = catch_up_limit_s
+        self.offline_grace_s = offline_grace_s
         self._clock = clock
         self._logger = logger
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -134,6 +146,10 @@ class Runner:
         self._pending: list = []
         self._touched: set[str] = set()
         self._oldest: float | None = None  # when the oldest unflushed change happened
+        # device id -> its last will, waiting for the grace period to pass
+        self._held: dict[str, object] = {}
+        # device id -> receive time of its last will seen (held, applied or cancelled)
+        self._wills: dict[str, float] = {}
         self._retry_at = 0.0
         self._failures_in_a_row = 0
         self._last_error_log = -math.inf
@@ -179,6 +195,8 @@ class Runner:
                         self.flush()
             now = self._clock()
             self._update_catch_up(now)
+            if self._held and not self.catching_up:
+                self._apply_held(now)
             if not self.catching_up and now >= self._next_tick:
                 self.tick(now)
             if self._flush_due(now):
@@ -213,7 +231,17 @@ class Runner:
             self._check_overflow()
             return
         ingestor = self.ingestor
+        will_of = ingestor.offline_notice(item.topic, item.payload)
+        if will_of is not None:
+            self._hold_will(will_of, item)
+            return
         route = ingestor.route(item.topic)
+        if (
+            route is not None
+            and route[0].device_id in self._held
+            and not getattr(item, "dup", False)
+        ):
+            self._cancel_will(route[0].device_id)
         events = ingestor.process(item.topic, item.payload, item.receive_ts, self.catching_up)
         if route is not None:
             self._touched.add(route[0].device_id)
@@ -224,6 +252,47 @@ class Runner:
             # A message stamped (nearly) when we got it: the backlog is behind us.
             self._fresh_seen |= item.receive_ts - device_ts <= self.fresh_lag_s
         self._check_overflow()
+
+    # -- last wills ---------------------------------------------------------------
+
+    def _hold_will(self, device_id: str, item) -> None:
+        self._pending.remove(item)
+        seen = self._wills.get(device_id)
+        dup = getattr(item, "dup", False)
+        if dup and seen is not None and item.receive_ts - seen <= 2 * self.offline_grace_s:
+            # The same will again, redelivered after a reconnect: already dealt with.
+            self._pending.append(item)
+            return
+        previous = self._held.pop(device_id, None)
+        if previous is not None:
+            self._pending.append(previous)  # superseded: acknowledged with the rest
+        self._held[device_id] = item
+        self._wills[device_id] = item.receive_ts
+
+    def _cancel_will(self, device_id: str) -> None:
+        item = self._held.pop(device_id)
+        self._pending.append(item)
+        self.stats.offline_cancelled += 1
+        self._logger.info(
+            "ows_iot: last will of %s ignored, the device spoke again within %.0fs "
+            "(broker restart or network blip)",
+            device_id,
+            self.offline_grace_s,
+        )
+
+    def _apply_held(self, now: float) -> None:
+        due = [d for d, item in self._held.items() if now - item.receive_ts >= self.offline_grace_s]
+        for device_id in due:
+            item = self._held.pop(device_id)
+            self._pending.append(item)
+            self._mark_change(now)
+            events = self.ingestor.process(item.topic, item.payload, item.receive_ts)
+            self._touched.add(device_id)
+            if events:
+                self._add_events(events)
+            self.stats.offline_applied += 1
+        if due:
+            self._check_overflow()
 
     def _connection(self, item: _Connection) -> None:
         now = self._clock()
@@ -286,7 +355,7 @@ class Runner:
     @property
     def buffered(self) -> int:
         """Entries waiting for a commit: events plus unacknowledged messages."""
-        return len(self._events) + len(self._pending)
+        return len(self._events) + len(self._pending) + len(self._held)
 
     def _dirty(self) -> bool:
         return bool(self._events or self._pending or self._touched)
@@ -392,6 +461,7 @@ class Runner:
         """Forget the buffer without acknowledging anything (stepping down, overflow)."""
         self._events = []
         self._pending = []
+        self._held = {}
         self._touched = set()
         self._oldest = None
 
@@ -442,6 +512,9 @@ class Runner:
             "overflow_messages": stats.overflow_messages,
             "overflow_events": stats.overflow_events,
             "catching_up": self.catching_up,
+            "offline_held": len(self._held),
+            "offline_cancelled": stats.offline_cancelled,
+            "offline_applied": stats.offline_applied,
             "devices": len(self.ingestor.engines),
             "running_sessions": sum(1 for e in self.ingestor.engines.values() if e.session_id),
             "commit_latency_p50_s": _percentile(latencies, 0.50),

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import xmlrpc.client
@@ -265,7 +266,7 @@ def addons_path() -> str:
     return f"{probe.stdout.strip()},{REPO_ROOT}"
 
 
-def odoo_command(dbname: str, data_dir: Path, *args: str) -> list[str]:
+def odoo_command(dbname: str, data_dir: Path, *args: str, db_port: int = DB_PORT) -> list[str]:
     command = [
         sys.executable,
         "-m",
@@ -275,7 +276,7 @@ def odoo_command(dbname: str, data_dir: Path, *args: str) -> list[str]:
         "--db_host",
         DB_HOST,
         "--db_port",
-        str(DB_PORT),
+        str(db_port),
         f"--addons-path={addons_path()}",
         f"--data-dir={data_dir}",
         "--db-filter",
@@ -308,8 +309,10 @@ class OdooServer:
     """``python -m odoo`` on a free HTTP port, its log in a file."""
 
     def __init__(self, dbname: str, workdir: Path, *, name: str = "odoo", workers: int = 0,
-                 env: dict | None = None, args: tuple[str, ...] = ()):  # fmt: skip
+                 env: dict | None = None, args: tuple[str, ...] = (),
+                 db_port: int = DB_PORT):  # fmt: skip
         self.dbname = dbname
+        self.db_port = db_port
         self.name = name
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -330,7 +333,7 @@ class OdooServer:
         command = odoo_command(
             self.dbname, self.workdir.parent / "data", "--http-interface", "127.0.0.1",
             "--http-port", str(self.port), f"--logfile={self.log}", "--log-level=info",
-            "--without-demo=all", *extra, *self.args,
+            "--without-demo=all", *extra, *self.args, db_port=self.db_port,
         )  # fmt: skip
         self.process = subprocess.Popen(
             command,
@@ -413,7 +416,7 @@ class OdooServer:
 # -- the database as the tests see it ----------------------------------------------------
 
 
-def sessions(dbname: str) -> list[dict]:
+def sessions(dbname: str, **connect) -> list[dict]:
     rows = query(
         dbname,
         """
@@ -423,6 +426,7 @@ def sessions(dbname: str) -> list[dict]:
           FROM mqtt_session s JOIN mqtt_device d ON d.id = s.device_id
          ORDER BY s.start_time, d.device_id
         """,
+        **connect,
     )
     keys = ("session_id", "device_id", "status", "start", "end", "working_s", "standby_s",
             "energy_wh")  # fmt: skip
@@ -448,3 +452,98 @@ def replay(devices: list[dict], capture: Path, until: float | None = None) -> li
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+# -- a throwaway PostgreSQL cluster ------------------------------------------------------
+
+
+def _pg_bindir() -> Path | None:
+    found = shutil.which("pg_config")
+    if found:
+        out = subprocess.run([found, "--bindir"], capture_output=True, text=True)
+        candidate = Path(out.stdout.strip())
+        if (candidate / "initdb").exists():
+            return candidate
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return versions[0].parent if versions else None
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster on a free port that a test may stop and start."""
+
+    def __init__(self):
+        self.bindir = _pg_bindir()
+        if self.bindir is None:
+            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        self.root = Path(tempfile.mkdtemp(prefix="ows-pg-"))
+        self.root.chmod(0o755)
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+        self.port = free_port()
+        self._role_created = False
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            # initdb refuses to run as root: run the cluster as the postgres user.
+            if not shutil.which("runuser"):
+                pytest.skip("running as root without runuser to switch to postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres")
+
+    def _run(self, *command: str, timeout: float = 120) -> None:
+        result = subprocess.run(
+            [*self.as_user, *command], capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode != 0:
+            pytest.fail(f"{command[0]} failed: {result.stderr or result.stdout}", pytrace=False)
+
+    def init(self) -> ThrowawayPostgres:
+        self._run(
+            str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+            "--no-sync",
+        )  # fmt: skip
+        return self
+
+    # Odoo refuses to run as the "postgres" superuser.
+    ROLE = "ows"
+
+    def start(self) -> None:
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+            "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )  # fmt: skip
+        if not self._role_created:
+            self._run(
+                str(self.bindir / "createuser"), "-h", "127.0.0.1", "-p", str(self.port),
+                "-U", "postgres", "--superuser", self.ROLE,
+            )  # fmt: skip
+            self._role_created = True
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def connect(self) -> dict:
+        return {"port": self.port, "user": self.ROLE}
+
+    def copy_from(self, dbname: str, target: str) -> None:
+        """Copy the database ``dbname`` of the main server into this cluster as ``target``."""
+        dump = self.root / f"{dbname}.dump"
+        source = ["-h", DB_HOST, "-p", str(DB_PORT)] + (["-U", DB_USER] if DB_USER else [])
+        subprocess.run(
+            [str(self.bindir / "pg_dump"), *source, "-Fc", "-f", str(dump), dbname],
+            check=True, capture_output=True, env={**os.environ, **(
+                {"PGPASSWORD": DB_PASSWORD} if DB_PASSWORD else {})},
+        )  # fmt: skip
+        dump.chmod(0o644)
+        address = ["-h", "127.0.0.1", "-p", str(self.port), "-U", self.ROLE]
+        self._run(str(self.bindir / "createdb"), *address, target)
+        self._run(str(self.bindir / "pg_restore"), *address, "--no-owner", "-d", target, str(dump))
+
+    def destroy(self) -> None:
+        if self.running():
+            with contextlib.suppress(BaseException):
+                self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -23,7 +23,7 @@ DEVICE_DEFAULTS = {
 }
 
 
-def configure_broker(dbname: str, broker, client_id: str, **extra: str) -> None:
+def configure_broker(dbname: str, broker, client_id: str, connect=None, **extra: str) -> None:
     """Broker settings, written before the servers start (as an admin would in Settings)."""
     params = {
         "ows_iot.mqtt_host": broker.host,
@@ -41,6 +41,7 @@ def configure_broker(dbname: str, broker, client_id: str, **extra: str) -> None:
             ON CONFLICT (key) DO UPDATE SET value = excluded.value
             """,
             [key, value],
+            **(connect or {}),
         )
 
 
@@ -118,10 +119,10 @@ def finish(process: subprocess.Popen, timeout: float) -> None:
         pytest.fail(f"the simulator failed: {err}", pytrace=False)
 
 
-def lock_holder(dbname: str):
+def lock_holder(dbname: str, **connect):
     """(backend pid, application_name) of the leader, or None."""
     sql, params = holder_sql(lock_key(dbname))
-    rows = query(dbname, sql, params)
+    rows = query(dbname, sql, params, **connect)
     return rows[0][:2] if rows else None
 
 
@@ -130,15 +131,15 @@ def lock_holders(dbname: str) -> int:
     return len(query(dbname, sql, params))
 
 
-def leader_pid(dbname: str) -> int | None:
+def leader_pid(dbname: str, **connect) -> int | None:
     """The Odoo process id of the leader (from the lock connection's name)."""
-    holder = lock_holder(dbname)
+    holder = lock_holder(dbname, **connect)
     if holder is None or not holder[1] or " pid " not in holder[1]:
         return None
     return int(holder[1].rsplit(" pid ", 1)[1])
 
 
-def runtime_status(dbname: str) -> dict:
+def runtime_status(dbname: str, **connect) -> dict:
     rows = query(
         dbname,
         """
@@ -147,6 +148,7 @@ def runtime_status(dbname: str) -> dict:
                redelivered
           FROM ows_iot_runtime ORDER BY id LIMIT 1
         """,
+        **connect,
     )
     if not rows:
         return {}
@@ -155,14 +157,16 @@ def runtime_status(dbname: str) -> dict:
     return dict(zip(keys, rows[0]))
 
 
-def wait_for_leader(dbname: str, devices: int | None = None, timeout: float = 90) -> dict:
+def wait_for_leader(
+    dbname: str, devices: int | None = None, timeout: float = 90, **connect
+) -> dict:
     """Until a leader holds the lock, is connected and listens to ``devices`` devices."""
 
     def ready():
-        status = runtime_status(dbname)
+        status = runtime_status(dbname, **connect)
         if not status or status["state"] != "leading" or not status["connected"]:
             return None
-        if leader_pid(dbname) != status["pid"]:
+        if leader_pid(dbname, **connect) != status["pid"]:
             return None
         if devices is not None and status["subscriptions"] != devices:
             return None
@@ -171,16 +175,18 @@ def wait_for_leader(dbname: str, devices: int | None = None, timeout: float = 90
     return wait_until(ready, timeout, f"a connected leader of {dbname}", interval=0.2)
 
 
-def wait_for_sessions(dbname: str, count: int, timeout: float, status=None) -> list[dict]:
+def wait_for_sessions(
+    dbname: str, count: int, timeout: float, status=None, **connect
+) -> list[dict]:
     def done():
-        rows = sessions(dbname)
+        rows = sessions(dbname, **connect)
         finished = [r for r in rows if status is None or r["status"] in status]
         return rows if len(finished) >= count else None
 
     return wait_until(done, timeout, f"{count} sessions in {dbname}", interval=0.5)
 
 
-def events(dbname: str) -> list[tuple]:
+def events(dbname: str, **connect) -> list[tuple]:
     return query(
         dbname,
         """
@@ -188,6 +194,7 @@ def events(dbname: str) -> list[tuple]:
           FROM ows_iot_event e JOIN mqtt_device d ON d.id = e.device_id
          ORDER BY e.timestamp_epoch, e.seq
         """,
+        **connect,
     )
 
 

@@ -4,7 +4,7 @@ import json
 
 from ows_iot.services.ingestor import Ingestor
 
-from .helpers import GEN2, T0, gen2_config, online, rpc
+from .helpers import GEN1, GEN2, T0, gen1_config, gen2_config, online, rpc
 
 # (device time offset, watts): a job, a pause shorter than the stop debounce
 # (cancelled stop), more work, then a real stop.
@@ -92,3 +92,17 @@ def test_online_notice_in_catch_up_does_not_move_the_device_time():
     events = ingestor.process(*rpc(150.0, ts=T0 + 5), T0 + 30, catch_up=True)
     assert [e.event_type for e in events] == ["session_started"]
     assert events[0].payload["start"] == T0
+
+
+def test_offline_notice_names_the_device_of_a_last_will():
+    ingestor = Ingestor([gen2_config(), gen1_config()])
+    assert ingestor.offline_notice(*online(False)) == GEN2
+    assert ingestor.offline_notice(*online(True)) is None
+    assert ingestor.offline_notice(f"shellies/{GEN1}/online", b"false") == GEN1
+    assert ingestor.offline_notice(f"{GEN2}/online", b"garbage") is None
+    assert ingestor.offline_notice(*rpc(150.0, ts=T0)) is None
+    assert ingestor.offline_notice("unknown/online", b"false") is None
+    json_device = Ingestor(
+        [gen2_config(device_id="x", mqtt_topic="x", parser_type="json_path", power_path="p")]
+    )
+    assert json_device.offline_notice("x/online", b"false") is None

@@ -18,6 +18,7 @@ class Msg:
     receive_ts: float
     retain: bool = False
     mid: int = 0
+    dup: bool = False
 
 
 class Clock:
@@ -300,3 +301,62 @@ def test_a_crash_anywhere_ends_in_the_same_sessions():
         for crash_after in range(1, len(PROFILE), 3):
             _, got = run_profile(crash_after=crash_after, gap=gap)
             assert got == expected, (gap, crash_after)
+
+
+# -- last wills ------------------------------------------------------------------------
+
+
+def will_run(after_will, grace=30.0):
+    """A running session, the device's last will, then ``after_will(runner, clock)``."""
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked, offline_grace_s=grace)
+    live(runner, clock)
+    start = clock.now
+    for i in range(6):
+        runner.submit(power_msg(start - T0 + i, 150.0, mid=i + 1))
+        clock.now = start + i
+        runner.step(0)
+    clock.now += 0.5
+    runner.submit(Msg(*online(False), clock.now, mid=100))
+    runner.step(0)
+    after_will(runner, clock)
+    for _ in range(80):
+        clock.now += 0.5
+        runner.step(0)
+    types = [store.events[uid]["event_type"] for uid in store.order]
+    return runner, store, acked, types, start
+
+
+def test_a_will_followed_by_a_message_is_ignored():
+    def device_comes_back(runner, clock):
+        clock.now += 5
+        runner.submit(Msg(*online(True), clock.now, mid=101))
+        runner.submit(power_msg(clock.now - T0, 150.0, mid=102))
+        runner.step(0)
+
+    runner, _store, acked, types, _start = will_run(device_comes_back)
+    assert "session_timeout" not in types and "device_offline" not in types
+    assert runner.ingestor.engines[GEN2].session_id is not None
+    assert 100 in acked and runner.stats.offline_cancelled == 1
+
+
+def test_a_will_not_followed_by_anything_ends_the_session_at_the_last_message():
+    runner, store, acked, types, start = will_run(lambda runner, clock: None)
+    assert types[-2:] == ["session_timeout", "device_offline"]
+    (timeout,) = [e for e in store.events.values() if e["event_type"] == "session_timeout"]
+    assert timeout["payload"]["end"] == start + 5  # the last reading, not the will
+    assert 100 in acked and runner.stats.offline_applied == 1
+
+
+def test_a_redelivered_copy_of_a_handled_will_is_dropped():
+    def will_again(runner, clock):
+        clock.now += 2
+        runner.submit(power_msg(clock.now - T0, 150.0, mid=103))
+        runner.step(0)
+        clock.now += 2
+        runner.submit(Msg(*online(False), clock.now, mid=100, dup=True))
+        runner.step(0)
+
+    runner, _store, acked, types, _start = will_run(will_again)
+    assert "session_timeout" not in types
+    assert acked.count(100) == 2 and runner.stats.offline_cancelled == 1
