@@ -9,4 +9,6 @@ if __name__ == "odoo.addons.ows_iot.tests":
         test_runtime,
         test_security,
         test_session_billing,
+        test_tour,
+        test_views_report,
     )

@@ -1,0 +1,1 @@
+from . import ows_iot_billing_report_wizard
