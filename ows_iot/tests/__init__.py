@@ -10,5 +10,6 @@ if __name__ == "odoo.addons.ows_iot.tests":
         test_security,
         test_session_billing,
         test_tour,
+        test_translation,
         test_views_report,
     )
