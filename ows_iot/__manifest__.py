@@ -22,6 +22,7 @@
         "views/mqtt_device_views.xml",
         "views/res_config_settings_views.xml",
         "views/ows_iot_menus.xml",
+        "views/ows_iot_runtime_menus.xml",
     ],
     # Loaded server-wide (--load=base,web,ows_iot), this starts the MQTT ingestion.
     "post_load": "post_load",

@@ -335,6 +335,8 @@ class OdooServer:
             "--http-port", str(self.port), f"--logfile={self.log}", "--log-level=info",
             "--without-demo=all", *extra, *self.args, db_port=self.db_port,
         )  # fmt: skip
+        # Not "-m odoo": a prefork server re-executes sys.argv[0] for its gevent process.
+        command[:3] = [sys.executable, str(Path(__file__).with_name("odoo_bin.py"))]
         self.process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,

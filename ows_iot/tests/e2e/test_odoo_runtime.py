@@ -94,6 +94,11 @@ def test_prefork_workers_elect_exactly_one_leader(odoo_db, broker, workdir):
         assert len(started) == 2 and set(started) <= workers
         assert "ows_iot runtime started in the threaded server" not in server.text()
         assert server.text().count("ows_iot leader elected") == 1
+        # Where the gevent process can start (gevent installed in full), it runs no
+        # candidate: every "runtime started" line comes from an HTTP worker.
+        for gevent in re.findall(r"^\S+ \S+ (\d+) INFO .*Evented Service", server.text(), re.M):
+            assert int(gevent) not in started and int(gevent) != leader
+        assert len(re.findall("ows_iot runtime started", server.text())) == 2
 
         devices = [device_values(LASER, "Laser")]
         server.rpc("mqtt.device", "create", devices)
