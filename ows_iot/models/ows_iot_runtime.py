@@ -296,8 +296,9 @@ class OwsIotRuntime(models.Model):
         cr = self.env.cr
         self.env.flush_all()
         cr.execute(
-            "SELECT id, engine_state FROM mqtt_device WHERE engine_state IS NOT NULL"
-            + ("" if leaderless else " AND active IS NOT TRUE")
+            "SELECT id, engine_state FROM mqtt_device "
+            "WHERE engine_state IS NOT NULL AND (%s OR active IS NOT TRUE)",
+            [leaderless],
         )
         states = {record_id: state for record_id, state in cr.fetchall() if state}
         if not states:

@@ -154,15 +154,14 @@ class LeaderLock:
         held, self.backend_pid = self.backend_pid is not None, None
         if conn is None:
             return
-        try:
+        # Closing the connection releases the lock anyway; unlocking first only
+        # hands it over before the server notices the closed connection.
+        with contextlib.suppress(psycopg2.Error):
             if held and not conn.closed:
                 with conn.cursor() as cr:
                     cr.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-        except psycopg2.Error:
-            pass  # closing the connection releases the lock anyway
-        finally:
-            with contextlib.suppress(psycopg2.Error):
-                conn.close()
+        with contextlib.suppress(psycopg2.Error):
+            conn.close()
 
     def _lost(self, exc: BaseException | None) -> None:
         self.last_error = _one_line(exc) if exc is not None else "lock no longer held"
