@@ -67,6 +67,9 @@ class MqttDevice(models.Model):
             for ts, topic, payload in messages:
                 events += ingestor.process(topic, payload, ts + 0.2)
             events += ingestor.advance(now)
+            # The engine's state as the runtime checkpoints it: a leader (or the cron)
+            # takes the running demo session over instead of leaving it running forever.
+            device.sudo().engine_state = ingestor.snapshot_device(device.device_id)
             payloads = [event.to_dict() for event in events]
             for start in range(0, len(payloads), INGEST_BATCH):
                 Event.ingest_events(payloads[start : start + INGEST_BATCH])

@@ -32,6 +32,8 @@ STALE_REPORT_S = 30
 # avoids write conflicts with its commits.
 FLUSH_MIN_AGE_S = 30
 FLUSH_BATCH = 1000
+# Devices but no leader report for this long: the runtime is probably not loaded.
+LEADERLESS_WARN_S = 300
 FLUSH_FIELDS = (
     "working_duration_s",
     "standby_duration_s",
@@ -276,6 +278,8 @@ class OwsIotRuntime(models.Model):
         leaderless = cr.fetchone()[0]
         advanced = self._ows_advance_silent(now, leaderless)
         flushed = self._ows_flush_running(now)
+        if leaderless:
+            self._ows_warn_leaderless()
         _logger.log(
             logging.INFO if advanced or flushed else logging.DEBUG,
             "ows_iot flush: %d running sessions updated, %d silent devices advanced (%s)",
@@ -283,6 +287,21 @@ class OwsIotRuntime(models.Model):
             advanced,
             "no leader" if leaderless else "leader alive",
         )
+
+    @api.model
+    def _ows_warn_leaderless(self):
+        """Say so when devices are configured but no Odoo process has led for a while."""
+        if not self.env["mqtt.device"].sudo().search_count([], limit=1):
+            return
+        record = self._ows_get()
+        cutoff = fields.Datetime.subtract(fields.Datetime.now(), seconds=LEADERLESS_WARN_S)
+        if not record.reported_at or record.reported_at < cutoff:
+            _logger.warning(
+                "ows_iot: no Odoo process consumes MQTT for database %s; start Odoo with "
+                "--load=base,web,ows_iot (or server_wide_modules) and check the broker "
+                "settings. Meanwhile this cron times out the sessions of silent devices.",
+                self.env.cr.dbname,
+            )
 
     @api.model
     def _ows_advance_silent(self, now, leaderless):

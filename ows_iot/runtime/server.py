@@ -125,12 +125,6 @@ def post_load():
     if _patched:
         return
     _patched = True
-    if runtime_wanted() and "ows_iot" not in (odoo.conf.server_wide_modules or ()):
-        # Imported for a registry only: the server has started already, too late.
-        _logger.warning(
-            "ows_iot is not loaded server-wide: no MQTT ingestion in this process; "
-            "start Odoo with --load=base,web,ows_iot (or server_wide_modules)"
-        )
     _orig.update(
         threaded_start=server.ThreadedServer.start,
         threaded_stop=server.ThreadedServer.stop,

@@ -19,6 +19,7 @@ from ..services.mqtt_client import SettingsError
 from ..services.runner import LeadershipLost
 from .common import T0, gen2_frame
 
+RUNTIME_LOGGER = "odoo.addons.ows_iot.models.ows_iot_runtime"
 LASER = "shellypmminig3-rt0000000001"
 ROUTER = "shellypmminig3-rt0000000002"
 
@@ -111,7 +112,9 @@ class TestCronWithoutLeader(RuntimeCase):
         device = self.make_device(LASER)
         session, _state = self.running(device)
         # T0 lies in the past: the device has been silent far longer than 60 s.
-        self.Runtime._cron_flush()
+        with self.assertLogs(RUNTIME_LOGGER, "WARNING") as logs:
+            self.Runtime._cron_flush()
+        self.assertIn("no Odoo process consumes MQTT", logs.output[0])
         session.invalidate_recordset()
         self.assertEqual(session.status, "timeout")
         self.assertEqual(session.working_duration_s, 10)
@@ -124,7 +127,8 @@ class TestCronWithoutLeader(RuntimeCase):
         self.assertFalse(state["online"])
         # Nothing left to do: a second run writes nothing.
         count = self.Event.search_count([])
-        self.Runtime._cron_flush()
+        with self.assertLogs(RUNTIME_LOGGER, "WARNING"):
+            self.Runtime._cron_flush()
         self.assertEqual(self.Event.search_count([]), count)
 
     def test_not_yet_silent_device_is_left_to_the_leader(self):
@@ -146,6 +150,12 @@ class TestCronWithLeader(RuntimeCase):
         cls.lock = LeaderLock(dict(info), lock_key(cls.env.cr.dbname))
         assert cls.lock.acquire()
         cls.addClassCleanup(cls.lock.release)
+
+    def test_a_recent_leader_report_silences_the_leaderless_warning(self):
+        self.make_device(LASER)
+        self.Runtime._ows_report({"state": "leading", "pid": 1})
+        with self.assertNoLogs(RUNTIME_LOGGER, "WARNING"):
+            self.Runtime._ows_warn_leaderless()
 
     def test_only_archived_devices_are_advanced(self):
         listened = self.make_device(LASER)
