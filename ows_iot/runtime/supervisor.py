@@ -524,11 +524,13 @@ class LeaderTerm:
         _logger.info(
             "ows_iot status db=%s leader=%s:%s connected=%s messages=%d rate=%.2f/s "
             "last_message_age=%ss events=%d commits=%d buffered=%d pending_acks=%d "
-            "dropped=%s reconnects=%d overflows=%d catching_up=%s latency_p50=%ss p99=%ss",
+            "dropped=%s redelivered=%d wills_ignored=%d reconnects=%d overflows=%d "
+            "catching_up=%s latency_p50=%ss p99=%ss",
             self.dbname, s["host"], s["pid"], s["connected"], s.get("messages", 0),
             s.get("messages_per_s", 0.0), s.get("last_message_age_s"), s.get("events", 0),
             s.get("commits", 0), s.get("buffered_events", 0), s.get("pending_acks", 0),
-            s.get("dropped", {}), s["reconnects"], s.get("overflows", 0),
+            s.get("dropped", {}), s.get("redelivered", 0), s.get("offline_cancelled", 0),
+            s["reconnects"], s.get("overflows", 0),
             s.get("catching_up"), s.get("commit_latency_p50_s"), s.get("commit_latency_p99_s"),
         )  # fmt: skip
 
