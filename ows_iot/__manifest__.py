@@ -24,6 +24,7 @@
         "views/ows_iot_menus.xml",
         "views/ows_iot_runtime_menus.xml",
     ],
+    "demo": ["demo/ows_iot_demo.xml"],
     # Loaded server-wide (--load=base,web,ows_iot), this starts the MQTT ingestion.
     "post_load": "post_load",
     "assets": {

@@ -17,7 +17,13 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 
-from ..services.events import EVENT_TYPES, SESSION_EVENT_TYPES, STATES
+from ..services.events import (
+    EVENT_TYPES,
+    PAYLOAD_FIGURES,
+    SESSION_EVENT_TYPES,
+    SESSION_STATUSES,
+    STATES,
+)
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH_EVENTS = 1000
@@ -40,21 +46,7 @@ _RFC3339_RE = re.compile(
 MAX_SEQ = 2**31 - 1  # the event's seq column is a PostgreSQL integer
 # Payload figures (seconds, W, Wh) far beyond any machine, but still exact floats.
 MAX_FIGURE = 1e12
-SESSION_STATUSES = ("running", "completed", "timeout")
 EVENT_FIELDS = ("event_uid", "event_type", "device_id", "session_id", "timestamp", "payload")
-PAYLOAD_FIGURES = (
-    "working_s",
-    "standby_s",
-    "total_s",
-    "energy_wh",
-    "power_w",
-    "start_power_w",
-    "end_power_w",
-    "avg_power_w",
-    "peak_power_w",
-    "interval_working_s",
-    "interval_standby_s",
-)
 PAYLOAD_STATES = ("state", "from_state", "to_state")
 
 

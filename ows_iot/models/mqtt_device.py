@@ -1,4 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import dataclasses
+
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
@@ -21,21 +23,9 @@ SESSION_STATES = [
         STATES, ["Idle", "Starting", "Standby", "Working", "Stopping"], strict=True
     )
 ]
-# Device fields that make up the session configuration handed to the engine.
-ENGINE_FIELDS = (
-    "device_id",
-    "mqtt_topic",
-    "parser_type",
-    "channel",
-    "power_path",
-    "standby_threshold_w",
-    "working_threshold_w",
-    "start_debounce_s",
-    "stop_debounce_s",
-    "message_timeout_s",
-    "heartbeat_interval_s",
-    "max_clock_skew_s",
-)
+# Device fields that make up the session configuration handed to the engine: the
+# engine's own configuration fields, named alike on the device.
+ENGINE_FIELDS = tuple(field.name for field in dataclasses.fields(DeviceConfig))
 # Device fields copied onto each session as its billing terms.
 BILLING_TERMS = (
     "billing_unit_s",

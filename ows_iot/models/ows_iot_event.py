@@ -14,7 +14,13 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
-from ..services.events import EVENT_TYPES, SESSION_EVENT_TYPES, STATES
+from ..services.events import (
+    EVENT_TYPES,
+    PAYLOAD_FIGURES,
+    SESSION_EVENT_TYPES,
+    SESSION_STATUSES,
+    STATES,
+)
 from .bulk_write import write_rows
 from .mqtt_device import SESSION_STATES
 
@@ -29,7 +35,6 @@ EVENT_TYPE_LABELS = [
     ("device_online", "Device online"),
     ("device_offline", "Device offline"),
 ]
-SESSION_STATUSES = ("running", "completed", "timeout")
 # The status a session has after an event of this type, when its payload omits it.
 TYPE_STATUS = {
     "session_started": "running",
@@ -38,20 +43,6 @@ TYPE_STATUS = {
     "session_stopped": "completed",
     "session_timeout": "timeout",
 }
-# Payload keys holding seconds, watts or watt-hours: finite and not negative.
-PAYLOAD_NUMBERS = (
-    "working_s",
-    "standby_s",
-    "total_s",
-    "energy_wh",
-    "power_w",
-    "start_power_w",
-    "end_power_w",
-    "avg_power_w",
-    "peak_power_w",
-    "interval_working_s",
-    "interval_standby_s",
-)
 # Events that prove the device alive at their timestamp. A heartbeat fires on the
 # engine's clock and a silence offline is dated at the last message: neither is news.
 SEEN_EVENT_TYPES = ("session_started", "state_changed", "session_stopped", "device_online")
@@ -162,7 +153,7 @@ def parse_payload(event):
     seq = payload.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
         raise EventError("payload.seq must be a non-negative integer")
-    for key in PAYLOAD_NUMBERS:
+    for key in PAYLOAD_FIGURES:
         value = payload.get(key)
         if value is None:
             continue

@@ -32,6 +32,21 @@ EVENT_TYPES = (
 )
 SESSION_EVENT_TYPES = EVENT_TYPES[:5]
 STATES = ("idle", "starting", "standby", "working", "stopping")
+SESSION_STATUSES = ("running", "completed", "timeout")
+# Payload keys holding seconds, watts or watt-hours: finite and not negative.
+PAYLOAD_FIGURES = (
+    "working_s",
+    "standby_s",
+    "total_s",
+    "energy_wh",
+    "power_w",
+    "start_power_w",
+    "end_power_w",
+    "avg_power_w",
+    "peak_power_w",
+    "interval_working_s",
+    "interval_standby_s",
+)
 
 # Fixed namespace: uids and session ids are reproducible across runs and machines.
 UID_NAMESPACE = uuid.UUID("6f0d3c8e-5b7a-4f1e-9a51-0e2b7c4d9a10")
