@@ -293,3 +293,27 @@ class BrokerConnection:
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
     return str(text).strip() or exc.__class__.__name__
+
+
+# -- command-line helpers of the tools ------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def messages_text(count: int) -> str:
+    return f"{count} message{'' if count == 1 else 's'}"
+
+
+def note(tool: str, text: str) -> None:
+    """A line on stderr, starting clean: a live count may hold the terminal's last line."""
+    clear = "\r\033[K" if sys.stderr.isatty() else ""
+    print(f"{clear}{tool}: {text}", file=sys.stderr, flush=True)

@@ -26,6 +26,9 @@ from .mqtt_options import (
     BrokerError,
     add_broker_arguments,
     broker_options_from_args,
+    messages_text,
+    note,
+    positive_int,
 )
 
 PROG = "python -m ows_iot.services.record"
@@ -119,7 +122,7 @@ class Progress:
             return
         rate = (count - self._last_count) / (now - self._last_shown)
         self._last_shown, self._last_count = now, count
-        text = f"{_messages(count)} ({rate:.1f}/s, {now - self.started:.0f} s)"
+        text = f"{messages_text(count)} ({rate:.1f}/s, {now - self.started:.0f} s)"
         if self.tty:
             self.stream.write(f"\r\033[K{text}")
         else:
@@ -173,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out retained messages the broker held before the recording started",
     )
     parser.add_argument(
-        "-n", "--count", type=_positive_int, metavar="N", help="stop after N messages"
+        "-n", "--count", type=positive_int, metavar="N", help="stop after N messages"
     )
     parser.add_argument(
         "--duration", type=_positive_float, metavar="S", help="stop after S seconds"
@@ -273,7 +276,7 @@ def _record(args, options, topics: list[str], out: BinaryIO) -> int:
     where = f" to {args.output}" if args.output else ""
     extra = f", {recorder.skipped_retained} retained left out" if recorder.skipped_retained else ""
     elapsed = time.monotonic() - started
-    _note(f"recorded {_messages(recorder.count)}{where} in {elapsed:.1f} s{extra}")
+    _note(f"recorded {messages_text(recorder.count)}{where} in {elapsed:.1f} s{extra}")
     return 0
 
 
@@ -304,16 +307,6 @@ def _filter_problem(topic: str) -> str | None:
     return None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -324,14 +317,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _messages(count: int) -> str:
-    return f"{count} message{'' if count == 1 else 's'}"
-
-
 def _note(text: str) -> None:
-    # Start on a clean line: the live count may be on the terminal's last line.
-    clear = "\r\033[K" if sys.stderr.isatty() else ""
-    print(f"{clear}record: {text}", file=sys.stderr, flush=True)
+    note("record", text)
 
 
 def _fail(text: str) -> int:

@@ -46,6 +46,9 @@ from .mqtt_options import (
     Will,
     add_broker_arguments,
     broker_options_from_args,
+    messages_text,
+    note,
+    positive_int,
 )
 from .record import capture_line
 
@@ -477,13 +480,13 @@ def simulate(
     end (default: each device's own ``offline_at_end``). With ``loop`` the steps
     repeat until ``duration_s`` (or forever).
     """
-    for _, message in _tagged_messages(
+    for _, message in _taggedmessages_text(
         profile, start_ts, seed, loop, duration_s, offline_at_s, offline_at_end
     ):
         yield message
 
 
-def _tagged_messages(profile, start_ts, seed, loop, duration_s, offline_at_s, offline_at_end):
+def _taggedmessages_text(profile, start_ts, seed, loop, duration_s, offline_at_s, offline_at_end):
     """(device index, message) pairs; the publisher needs to know which device sends."""
     end_ts = None
     end_offline = None
@@ -619,7 +622,7 @@ class SimulatedDevice:
                 self._close_minute()
                 next_minute += 60.0
                 if not silent and not self.kind.is_gen1:
-                    yield from self._energy_messages(now)
+                    yield from self._energymessages_text(now)
             sampled = now == next_sample
             if sampled:
                 next_sample += self.profile.sample_interval_s
@@ -629,10 +632,10 @@ class SimulatedDevice:
                 next_gen1 += GEN1_UPDATE_PERIOD_S
                 if not silent:
                     self.reported_w = self.power_w
-                    yield from self._gen1_state_messages(now)
+                    yield from self._gen1_statemessages_text(now)
             elif sampled and not silent and self._worth_reporting(self.power_w):
                 self.reported_w = self.power_w
-                yield from self._power_messages(now)
+                yield from self._powermessages_text(now)
         if self.kind.is_gen1:
             self._next_gen1_update = next_gen1
 
@@ -641,11 +644,11 @@ class SimulatedDevice:
         self._next_gen1_update = t + GEN1_UPDATE_PERIOD_S
         yield self._online_message(t, True)
         if self.kind.is_gen1:
-            yield from self._gen1_state_messages(t)
+            yield from self._gen1_statemessages_text(t)
         else:
             yield self._rpc(t, "NotifyFullStatus", self._full_status_params(t))
             if self.profile.status_topics:
-                yield from self._status_topic_messages(t)
+                yield from self._status_topicmessages_text(t)
 
     # physics
 
@@ -816,24 +819,24 @@ class SimulatedDevice:
             params[key] = data
         return params
 
-    def _power_messages(self, t: float) -> Iterator[SimMessage]:
+    def _powermessages_text(self, t: float) -> Iterator[SimMessage]:
         self._sample_mains()  # only reported values need fresh mains readings
         if self.kind.is_gen1:
             yield self._gen1(t, "power", f"{self.power_w:.2f}")
             return
         yield self._rpc(t, "NotifyStatus", {self.component_key: self._power_status()})
         if self.profile.status_topics:
-            yield from self._status_topic_messages(t)
+            yield from self._status_topicmessages_text(t)
 
-    def _energy_messages(self, t: float) -> Iterator[SimMessage]:
+    def _energymessages_text(self, t: float) -> Iterator[SimMessage]:
         key, data = self._energy_component()
         yield self._rpc(t, "NotifyStatus", {key: data})
         if self.profile.status_topics and key != self.component_key:
             yield SimMessage(t, f"{self.profile.prefix}/status/{key}", _json(data), False)
         elif self.profile.status_topics:
-            yield from self._status_topic_messages(t)
+            yield from self._status_topicmessages_text(t)
 
-    def _status_topic_messages(self, t: float) -> Iterator[SimMessage]:
+    def _status_topicmessages_text(self, t: float) -> Iterator[SimMessage]:
         topic = f"{self.profile.prefix}/status/{self.component_key}"
         yield SimMessage(t, topic, _json(self._component_status()), False)
 
@@ -843,7 +846,7 @@ class SimulatedDevice:
         component, ch = self.kind.component, self.profile.channel
         return SimMessage(t, f"{self.profile.prefix}/{component}/{ch}/{leaf}", text.encode(), False)
 
-    def _gen1_state_messages(self, t: float) -> Iterator[SimMessage]:
+    def _gen1_statemessages_text(self, t: float) -> Iterator[SimMessage]:
         """The periodic update (every 30 s) a Gen1 device publishes of its whole state."""
         self._sample_mains()
         watt_minutes = int(self.energy_wh * 60.0)
@@ -955,7 +958,9 @@ class Progress:
         self._last = time.monotonic()
         clock = time.strftime("%H:%M:%S", time.gmtime(sim_ts))
         of = f" of {self.total_s:.0f}" if self.total_s else ""
-        text = f"{_messages(count)}, simulated {clock} UTC (+{sim_ts - self.start_ts:.0f}{of} s)"
+        text = (
+            f"{messages_text(count)}, simulated {clock} UTC (+{sim_ts - self.start_ts:.0f}{of} s)"
+        )
         self.stream.write(f"\r\033[K{text}" if self.tty else text + "\n")
         self.stream.flush()
 
@@ -1080,7 +1085,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     devices.add_argument(
         "--replicas",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="simulate N copies of every device, with their own ids and noise",
@@ -1161,7 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _messages_for(args, profile: Profile, start_ts: float):
-    return _tagged_messages(
+    return _taggedmessages_text(
         profile,
         start_ts,
         args.seed,
@@ -1193,7 +1198,7 @@ def _write_capture(tagged, capture) -> int:
         count += 1
     capture.flush()
     if capture is not sys.stdout.buffer:
-        _note(f"wrote {_messages(count)}")
+        _note(f"wrote {messages_text(count)}")
     return 0
 
 
@@ -1272,11 +1277,11 @@ def _publish(args, profile: Profile, capture) -> int:
     how = "stopped" if stop.is_set() else "done"
     elapsed = time.monotonic() - started
     _note(
-        f"{how}: published {_messages(count)} in {elapsed:.1f} s"
+        f"{how}: published {messages_text(count)} in {elapsed:.1f} s"
         f" ({sim_ts - start_ts:.0f} simulated s)"
     )
     if unacknowledged:
-        _note(f"warning: the broker did not acknowledge {_messages(unacknowledged)}")
+        _note(f"warning: the broker did not acknowledge {messages_text(unacknowledged)}")
     return 0
 
 
@@ -1319,23 +1324,8 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
-
-
-def _messages(count: int) -> str:
-    return f"{count} message{'' if count == 1 else 's'}"
-
-
 def _note(text: str) -> None:
-    clear = "\r\033[K" if sys.stderr.isatty() else ""
-    print(f"{clear}simulator: {text}", file=sys.stderr, flush=True)
+    note("simulator", text)
 
 
 def _fail(text: str) -> int:
