@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from ..e2e.harness import make_certificates
+
 SHARED_BROKER = ("127.0.0.1", 1883)
 
 
@@ -116,32 +118,12 @@ def running_mosquitto(workdir: Path, *, config: str = "", listener: str = "") ->
 
 def make_tls_files(folder: Path) -> dict[str, Path]:
     """A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-
-    for name in ("ca", "other-ca"):
-        openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", f"/CN=ows test {name}", "-keyout", f"{name}.key", "-out", f"{name}.crt",
-        )  # fmt: skip
-    openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", "server.key", "-out", "server.csr",
-    )  # fmt: skip
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
-    )  # fmt: skip
+    certificates = make_certificates(folder)
     return {
-        "ca": folder / "ca.crt",
-        "other_ca": folder / "other-ca.crt",
-        "cert": folder / "server.crt",
-        "key": folder / "server.key",
+        "ca": certificates["ca.crt"],
+        "other_ca": certificates["other-ca.crt"],
+        "cert": certificates["server.crt"],
+        "key": certificates["server.key"],
     }
 
 
