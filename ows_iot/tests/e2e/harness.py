@@ -141,6 +141,23 @@ class Mosquitto:
         return self.log.read_text(errors="replace")[-size:] if self.log.exists() else ""
 
 
+def tls_mosquitto(workdir: Path, certs: dict[str, Path]) -> Mosquitto:
+    """A started private broker that admits only TLS clients with a certificate of
+    the CA of ``certs`` (from make_certificates)."""
+    port = free_port()
+    return Mosquitto(
+        workdir,
+        port=port,
+        lines=(
+            f"listener {port} 127.0.0.1",
+            f"cafile {certs['ca.crt']}",
+            f"certfile {certs['server.crt']}",
+            f"keyfile {certs['server.key']}",
+            "require_certificate true",
+        ),
+    ).start()
+
+
 def make_certificates(folder: Path) -> dict[str, Path]:
     """A CA, a server certificate for 127.0.0.1 and a client certificate signed by it,
     and a second, unrelated CA."""

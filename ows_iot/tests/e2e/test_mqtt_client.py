@@ -11,7 +11,7 @@ mqtt = pytest.importorskip("paho.mqtt.client")
 
 from ows_iot.services.mqtt_client import MqttClient, MqttSettings, SettingsError  # noqa: E402
 
-from .harness import Mosquitto, make_certificates, wait_until  # noqa: E402
+from .harness import Mosquitto, make_certificates, tls_mosquitto, wait_until  # noqa: E402
 
 
 @pytest.fixture
@@ -208,18 +208,7 @@ def test_settings_are_validated_with_one_line_reasons():
 
 def test_tls_with_ca_and_client_certificate(tmp_path):
     certs = make_certificates(tmp_path / "certs")
-    port = Mosquitto(tmp_path / "probe").port
-    broker = Mosquitto(
-        tmp_path / "broker",
-        port=port,
-        lines=(
-            f"listener {port} 127.0.0.1",
-            f"cafile {certs['ca.crt']}",
-            f"certfile {certs['server.crt']}",
-            f"keyfile {certs['server.key']}",
-            "require_certificate true",
-        ),
-    ).start()
+    broker = tls_mosquitto(tmp_path / "broker", certs)
     try:
         tls = {
             "ca_file": str(certs["ca.crt"]),

@@ -7,11 +7,11 @@ import time
 import pytest
 
 from .harness import (
-    Mosquitto,
     OdooServer,
     ThrowawayPostgres,
     make_certificates,
     sessions,
+    tls_mosquitto,
     wait_until,
 )
 from .scenario import (
@@ -122,18 +122,7 @@ def test_database_outage_mid_session(odoo_template, broker, workdir):
 
 def test_tls_with_ca_and_client_certificate(odoo_db, workdir):
     certs = make_certificates(workdir / "certs")
-    port = Mosquitto(workdir / "probe").port
-    broker = Mosquitto(
-        workdir / "tls-broker",
-        port=port,
-        lines=(
-            f"listener {port} 127.0.0.1",
-            f"cafile {certs['ca.crt']}",
-            f"certfile {certs['server.crt']}",
-            f"keyfile {certs['server.key']}",
-            "require_certificate true",
-        ),
-    ).start()
+    broker = tls_mosquitto(workdir / "tls-broker", certs)
     try:
         configure_broker(
             odoo_db,
