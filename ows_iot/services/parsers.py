@@ -66,7 +66,10 @@ def check_power(value) -> float:
     # bool is an int subclass, but `true` is no power reading.
     if value.__class__ is bool or not isinstance(value, int | float):
         raise Drop("wrong_type")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise Drop("absurd_power") from None
     if not _isfinite(value):
         raise Drop("non_finite")
     if value > MAX_ABS_POWER_W or value < -MAX_ABS_POWER_W:
@@ -77,7 +80,10 @@ def check_power(value) -> float:
 def check_timestamp(value) -> float:
     if value.__class__ is bool or not isinstance(value, int | float):
         raise Drop("bad_timestamp")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise Drop("bad_timestamp") from None
     if not 0 <= value < MAX_TIMESTAMP:  # also false for NaN
         raise Drop("bad_timestamp")
     return value

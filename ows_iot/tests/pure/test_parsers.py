@@ -201,3 +201,21 @@ def test_json_path_device_routes_exact_topic():
     ingestor.process("factory/plc1/power", b'{"w": 300}', T0)
     assert ingestor.engines["plc-1"].state == "starting"
     assert ingestor.topic_filters() == {"factory/plc1/power/#"}
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (f"{GEN2}/status/switch:0", b'{"apower": ' + b"9" * 4000 + b"}", "absurd_power"),
+        (f"{GEN2}/status/switch:0", b'{"apower": -' + b"9" * 4000 + b"}", "absurd_power"),
+        (
+            f"{GEN2}/events/rpc",
+            b'{"method": "NotifyStatus", "params": {"ts": ' + b"9" * 4000 + b"}}",
+            "bad_timestamp",
+        ),
+    ],
+)
+def test_integers_too_large_for_a_float_are_dropped(topic, payload, reason):
+    ingestor = Ingestor([gen2_config()])
+    assert ingestor.process(topic, payload, T0) == []
+    assert ingestor.dropped == {reason: 1}
