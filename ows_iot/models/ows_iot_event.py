@@ -86,6 +86,14 @@ def _epoch(value, name):
     return epoch
 
 
+def _jsonable(value):
+    """``value`` as JSON PostgreSQL accepts, or its text when it is none."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        return {"text": str(value)[:10_000]}
+
+
 def _to_datetime(epoch):
     """A naive UTC datetime as Odoo stores it (whole seconds)."""
     return datetime.fromtimestamp(epoch, tz=timezone.utc).replace(tzinfo=None, microsecond=0)
@@ -357,6 +365,60 @@ class OwsIotEvent(models.Model):
                 event["event_uid"], "error" if error else "created", event["id"], error
             )
         return results
+
+    @api.model
+    def _ows_record_failed(self, failed, device_ids):
+        """Write events that could not be applied as failed rows (IoT → Events).
+
+        ``failed`` is a list of (event, reason) from the leader, ``device_ids`` maps
+        external device ids to records. Only what certainly fits its column is
+        kept; an event that cannot even be recorded is logged. Returns the count.
+        """
+        self.env.flush_all()
+        now = self.env.cr.now()
+        recorded = 0
+        devices = self.env["mqtt.device"].sudo().with_context(active_test=False)
+        for event, reason in failed:
+            device = devices.browse(device_ids.get(event.get("device_id"))).exists()
+            event_type = event.get("event_type")
+            event_uid = event.get("event_uid")
+            epoch = event.get("timestamp")
+            if not (
+                device
+                and event_type in EVENT_TYPES
+                and isinstance(event_uid, str)
+                and isinstance(epoch, int | float)
+                and MIN_EPOCH <= epoch <= MAX_EPOCH
+            ):
+                _logger.error("IoT event %s not recorded (%s): %s", event_uid, reason, event)
+                continue
+            session_uid = event.get("session_id")
+            row = (
+                event_uid[:MAX_ID_LENGTH],
+                event_type,
+                _to_datetime(epoch),
+                float(epoch),
+                device.id,
+                device.company_id.id,
+                session_uid if isinstance(session_uid, str) else None,
+                Json(_jsonable(event.get("payload"))),
+                None,
+                None,
+                None,
+                None,
+                False,
+                _("Not applied: %(reason)s", reason=reason),
+                self.env.uid,
+                now,
+                self.env.uid,
+                now,
+            )
+            try:
+                with self.env.cr.savepoint(flush=False):
+                    recorded += len(self._ows_insert_rows([row]))
+            except pg_errors.DataError as exc:
+                _logger.error("IoT event %s not recorded (%s): %s", event_uid, reason, exc)
+        return recorded
 
     @api.model
     def _ows_result(self, event_uid, status, event_id=None, message=None):

@@ -22,7 +22,7 @@ from odoo import _, api, fields, models
 from ..services.config import ConfigError
 from ..services.flush import running_totals, silent_for
 from ..services.ingestor import Ingestor
-from ..services.leader import holder_sql, lock_key
+from ..services.leader import NEW_TERM_SQL, TERM_TABLE_SQL, holder_sql, lock_key
 
 _logger = logging.getLogger(__name__)
 
@@ -150,6 +150,11 @@ class OwsIotRuntime(models.Model):
     dropped_text = fields.Text(string="Dropped (by reason)", compute="_compute_dropped_text")
     last_error = fields.Text(readonly=True)
 
+    def init(self):
+        result = super().init()
+        self.env.cr.execute(TERM_TABLE_SQL)
+        return result
+
     def _compute_live(self):
         cr = self.env.cr
         cr.execute(*holder_sql(lock_key(cr.dbname)))
@@ -276,6 +281,10 @@ class OwsIotRuntime(models.Model):
         # none runs if we get it.
         cr.execute("SELECT pg_try_advisory_xact_lock(%s)", (lock_key(cr.dbname),))
         leaderless = cr.fetchone()[0]
+        if leaderless:
+            # A leader cut off from the database may still hold events in memory:
+            # a new term makes its next commit fail instead of overwriting ours.
+            cr.execute(NEW_TERM_SQL)
         advanced = self._ows_advance_silent(now, leaderless)
         flushed = self._ows_flush_running(now)
         if leaderless:

@@ -9,9 +9,20 @@ thread competing for the database's advisory lock. The winner runs
 checkpointing :class:`~..services.runner.Runner`, whose commits go through the
 registry's own cursors (never a request's), the single ingestion method
 ``ows.iot.event.ingest_events`` and the engine snapshots, in one transaction.
-A term ends when the broker settings change (a new term reconnects), when the
-lock is lost (step down at once), or when the process stops (flush, ack,
-disconnect, unlock).
+A term ends when the broker settings change (a new term reconnects), when
+another process leads (step down at once, MQTT client first), or when the
+process stops (flush, ack, disconnect, unlock).
+
+Fencing is by term number (``ows_iot_leader_term``): each term increments it in
+the transaction that reads the snapshots, and every commit first re-asserts it,
+so a leader that lost the lock can never commit behind its successor.
+
+When PostgreSQL goes away the leader keeps its broker connection and keeps
+processing into the runner's bounded buffer with true receive times (nothing is
+acknowledged). It tries to take its lock back every second; once it holds it
+again its term tells whether anyone led meanwhile: if not, it commits the buffer
+at once; if so, the commit fails, it steps down and the broker redelivers.
+A scan that cannot reach a database keeps that database's candidate.
 """
 
 import logging
@@ -33,7 +44,7 @@ from odoo.tools import config
 
 from ..services.config import ConfigError
 from ..services.ingestor import Ingestor
-from ..services.leader import Candidate, LeaderLock, holds_lock_sql, lock_key
+from ..services.leader import FENCE_SQL, NEW_TERM_SQL, Candidate, LeaderLock, lock_key
 from ..services.mqtt_client import MqttClient, MqttSettings, SettingsError
 from ..services.runner import FLUSH_INTERVAL_S, BufferOverflow, LeadershipLost, Runner
 
@@ -56,6 +67,15 @@ CONFLICTS = (
     pg_errors.LockNotAvailable,
 )
 ERROR_LOG_EVERY_S = 60.0
+
+
+class LockPending(ConnectionError):
+    """No commit until the leader holds its lock again (after a database outage)."""
+
+
+def transient(exc):
+    """A commit failure worth retrying: the database is unreachable or busy."""
+    return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError | ConnectionError)
 
 
 class Supervisor:
@@ -119,10 +139,17 @@ class Supervisor:
         dbfilter = config["dbfilter"]
         if dbfilter and "%" not in dbfilter:
             names = [name for name in names if re.match(dbfilter, name)]
-        return [name for name in names if _has_ows_iot(name)]
+        wanted = []
+        for name in names:
+            installed = _has_ows_iot(name)
+            # Unreachable (an outage): keep its candidate, which holds the buffer.
+            if installed or (installed is None and name in self._runtimes):
+                wanted.append(name)
+        return wanted
 
 
 def _has_ows_iot(dbname):
+    """Whether ows_iot is installed in the database; None when it cannot be told."""
     try:
         with closing(odoo.sql_db.db_connect(dbname).cursor()) as cr:
             cr.execute("SELECT to_regclass('ir_module_module') IS NOT NULL")
@@ -134,7 +161,7 @@ def _has_ows_iot(dbname):
             )
             return cr.fetchone() is not None
     except psycopg2.Error:
-        return False
+        return None
 
 
 class DatabaseRuntime:
@@ -240,17 +267,31 @@ class LeaderTerm:
         self.broker = None
         self.configs = []
         self.ids = {}
+        self.term_number = None
+        self.lockless_since = None
+        self.lockless_disconnects = 0
 
     # -- the term --------------------------------------------------------------------
 
     def run(self):
         self.registry = Registry(self.dbname).check_signaling()
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            self.broker = broker_settings(env)
-            self.configs, self.ids = self._read_devices(env)
-            states = self._read_states(cr, self.ids)
-            recorded = env["ows.iot.runtime"]._ows_recorded_filters()
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                with self.registry.cursor() as cr:
+                    # First, so that a stale leader's last commit is ordered before
+                    # the snapshots are read (see services.leader).
+                    cr.execute(NEW_TERM_SQL)
+                    self.term_number = cr.fetchone()[0]
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    self.broker = broker_settings(env)
+                    self.configs, self.ids = self._read_devices(env)
+                    states = self._read_states(cr, self.ids)
+                    recorded = env["ows.iot.runtime"]._ows_recorded_filters()
+                break
+            except CONFLICTS:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                time.sleep(0.05 * attempt)
         ingestor = Ingestor(self.configs)
         for device_id, state in states.items():
             ingestor.restore_device(device_id, state)
@@ -265,6 +306,7 @@ class LeaderTerm:
             self._ack,
             max_pending=max(1, window // 2),
             flush_interval_s=flush_interval(),
+            is_transient=transient,
         )
         if self.settings is not None:
             try:
@@ -321,8 +363,7 @@ class LeaderTerm:
             self.runner.step(STEP_S)
             now = time.monotonic()
             if now >= next_lock:
-                if not self.lock.check():
-                    raise LeadershipLost(self.lock.last_error or "lock lost")
+                self._keep_lock()
                 next_lock = now + LOCK_CHECK_S
             if self.client is not None and not self.client.alive():
                 _logger.warning(
@@ -346,6 +387,35 @@ class LeaderTerm:
             if now >= next_log:
                 next_log = now + STATUS_LOG_S
                 self._log_status()
+
+    def _keep_lock(self):
+        """Check the lock; after losing it to an outage, take it back or step down."""
+        if self.lock.held:
+            if self.lock.check():
+                return
+            self.lockless_since = time.monotonic()
+            self.lockless_disconnects = self._disconnects()
+            _logger.warning(
+                "ows_iot leader of %s lost its lock connection (%s): buffering, "
+                "taking it back as soon as the database answers",
+                self.dbname,
+                self.lock.last_error,
+            )
+        if self._disconnects() != self.lockless_disconnects:
+            # Perhaps another leader took the broker session: never fight over it.
+            raise LeadershipLost("the broker connection dropped while the lock was lost")
+        if self.lock.acquire():
+            _logger.info(
+                "ows_iot leader of %s holds its lock again after %.1fs; committing",
+                self.dbname,
+                time.monotonic() - self.lockless_since,
+            )
+            self.runner.retry_now()
+        elif self.lock.last_error is None:
+            raise LeadershipLost("another process holds the lock")
+
+    def _disconnects(self):
+        return self.client.stats.disconnects if self.client is not None else 0
 
     # -- configuration ---------------------------------------------------------------
 
@@ -428,20 +498,23 @@ class LeaderTerm:
 
     # -- commits ---------------------------------------------------------------------
 
-    def _commit(self, events, states):
-        backend_pid = self.lock.backend_pid
-        if backend_pid is None:
-            raise LeadershipLost("the lock connection is gone")
+    def _commit(self, events, states, failed=()):
+        if not self.lock.held:
+            raise LockPending("the leader lock is not held")
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
                 with self.registry.cursor() as cr:
-                    # Fencing: the lock is still ours, seen from this very transaction.
-                    cr.execute(*holds_lock_sql(self.key, backend_pid))
-                    if cr.fetchone() is None:
-                        raise LeadershipLost("the advisory lock is held by another session")
+                    # Fencing: still our term, seen from this very transaction.
+                    cr.execute(FENCE_SQL, [self.term_number])
+                    if not cr.rowcount:
+                        raise LeadershipLost(
+                            f"term {self.term_number} is over: another leader began"
+                        )
                     env = api.Environment(cr, SUPERUSER_ID, {})
                     if events:
                         self._check_results(env["ows.iot.event"].ingest_events(events), events)
+                    if failed:
+                        env["ows.iot.event"]._ows_record_failed(failed, self.ids)
                     if states:
                         self._save_states(cr, states)
                 return

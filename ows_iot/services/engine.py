@@ -41,7 +41,13 @@ STATE_FIELDS = (
     "hb_next_ms",
     "hb_working_ms",
     "hb_standby_ms",
+    "clock_offset_ms",
+    "last_device_ms",
+    "recent",
+    "will_at",
 )
+# Fingerprints of the device's latest applied messages, to know a redelivered one.
+RECENT_FINGERPRINTS = 256
 
 
 def seconds(ms: int) -> float:
@@ -62,6 +68,13 @@ class DeviceEngine:
         self.power = 0.0
         self.component = None
         self.seq = 0
+        # Receive time minus device time, as learnt from live messages (None: the
+        # device has shown no clock). The engine runs on the device's own clock.
+        self.clock_offset_ms = None
+        self.last_device_ms = None
+        self.recent = []
+        # Receive time (epoch s) of a last will held for the grace period, else None.
+        self.will_at = None
         self._clear_session()
 
     def configure(self, config: DeviceConfig) -> None:
@@ -93,14 +106,33 @@ class DeviceEngine:
     # -- persistence -------------------------------------------------------------
 
     def snapshot(self) -> dict:
-        return {name: getattr(self, name) for name in STATE_FIELDS}
+        state = {name: getattr(self, name) for name in STATE_FIELDS}
+        state["recent"] = list(self.recent)
+        return state
 
     def restore(self, data: dict) -> None:
         for name in STATE_FIELDS:
             if name in data:
                 setattr(self, name, data[name])
+        self.recent = list(self.recent or ())
 
     # -- time --------------------------------------------------------------------
+
+    def device_time(self, receive_ms: int) -> int:
+        """A receive time on the device's own clock."""
+        offset = self.clock_offset_ms
+        return receive_ms if offset is None else receive_ms - offset
+
+    def receive_time(self, device_ms: float) -> float:
+        """A device time on the receiver's clock (inverse of device_time)."""
+        offset = self.clock_offset_ms
+        return device_ms if offset is None else device_ms + offset
+
+    def remember(self, fingerprint: int) -> None:
+        recent = self.recent
+        recent.append(fingerprint)
+        if len(recent) > RECENT_FINGERPRINTS:
+            del recent[: len(recent) - RECENT_FINGERPRINTS]
 
     def next_deadline(self) -> float:
         """The earliest clock time at which advance() has something to do."""

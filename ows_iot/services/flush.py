@@ -31,7 +31,7 @@ def running_totals(state: dict, now: float, session_id: str | None = None) -> di
     try:
         engine.restore(state)
         now_ms = round(now * 1000)
-        totals = engine.session_totals(held_ms=engine.held_until(now_ms))
+        totals = engine.session_totals(held_ms=engine.held_until(engine.device_time(now_ms)))
     except (TypeError, ValueError, KeyError):
         return None  # a snapshot of another engine version: the leader rewrites it
     totals["session_id"] = engine.session_id
@@ -49,5 +49,8 @@ def silent_for(state: dict, now: float, timeout_s: float) -> bool:
     last_ms = state.get("last_msg_ms")
     if not isinstance(last_ms, int | float):
         return False
+    offset_ms = state.get("clock_offset_ms")
+    if not isinstance(offset_ms, int | float):
+        offset_ms = 0  # the device's times are receive times
     busy = state.get("state") not in (None, "idle") or bool(state.get("online"))
-    return busy and now * 1000 - last_ms >= timeout_s * 1000
+    return busy and now * 1000 - offset_ms - last_ms >= timeout_s * 1000

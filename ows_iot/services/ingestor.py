@@ -40,8 +40,9 @@ class Ingestor:
         self.engines: dict[str, DeviceEngine] = {}
         self.clock_ms: int | None = None
         self.messages = 0
-        # The device's own timestamp of the last message, when it was used.
-        self.last_device_ts: float | None = None
+        # How long the last message took from its device to us, when its own
+        # timestamp told (seconds, on the device's learnt clock offset).
+        self.last_lag_s: float | None = None
         self.dropped: Counter = Counter()
         self._prefixes: dict[str, DeviceEngine] = {}
         self._routes: dict[str, tuple] = {}
@@ -110,6 +111,39 @@ class Ingestor:
             return None
         return engine.device_id if parsed.online is False else None
 
+    # -- last wills --------------------------------------------------------------
+    # A will is held (``engine.will_at``, checkpointed with the device) until the
+    # caller applies or cancels it; the hold survives a failover.
+
+    def hold_will(self, topic: str, payload: bytes, receive_ts: float, redelivered=False) -> bool:
+        """Hold the last will in this message; False when it is a redelivered copy."""
+        engine, _subtopic, topic_crc = self.route(topic)
+        fingerprint = zlib.crc32(bytes(payload), topic_crc)
+        if redelivered and fingerprint in engine.recent:
+            self.dropped["duplicate"] += 1
+            return False
+        engine.remember(fingerprint)
+        if engine.will_at is None:
+            engine.will_at = receive_ts
+        return True
+
+    def held_wills(self) -> dict[str, float]:
+        """device id -> receive time of its held last will."""
+        return {d: e.will_at for d, e in self.engines.items() if e.will_at is not None}
+
+    def cancel_will(self, device_id: str) -> None:
+        self.engines[device_id].will_at = None
+
+    def apply_will(self, device_id: str) -> list[Event]:
+        """The held will takes effect now: the device is offline since its last message."""
+        engine = self.engines[device_id]
+        receive_ms = to_ms(engine.will_at)
+        engine.will_at = None
+        events: list[Event] = []
+        self._notice(engine, False, engine.device_time(receive_ms), False, events.append)
+        self._refresh_deadline()
+        return events
+
     # -- time and messages -------------------------------------------------------
 
     def advance(self, now: float) -> list[Event]:
@@ -124,14 +158,21 @@ class Ingestor:
         if now_ms < self._next_deadline:
             return
         for engine in self.engines.values():
-            engine.advance(now_ms, emit)
+            engine.advance(engine.device_time(now_ms), emit)
         self._refresh_deadline()
 
     def _refresh_deadline(self) -> None:
-        self._next_deadline = min((e.next_deadline() for e in self.engines.values()), default=NEVER)
+        self._next_deadline = min(
+            (e.receive_time(e.next_deadline()) for e in self.engines.values()), default=NEVER
+        )
 
     def process(
-        self, topic: str, payload: bytes, receive_ts: float, catch_up: bool = False
+        self,
+        topic: str,
+        payload: bytes,
+        receive_ts: float,
+        catch_up: bool = False,
+        redelivered: bool = False,
     ) -> list[Event]:
         """Apply one MQTT message received at ``receive_ts`` (epoch seconds).
 
@@ -139,22 +180,27 @@ class Ingestor:
         failover: the clock is not moved to the receive time, which would fire
         debounces and timeouts that the backlog itself cancels; only the message's
         own device is advanced, to the message's own timestamp, before it applies.
+
+        ``redelivered`` is the broker's word that it may have sent this message
+        before: a copy of one of the device's recently applied messages is dropped.
         """
         events: list[Event] = []
         self.messages += 1
-        self.last_device_ts = None
+        self.last_lag_s = None
         try:
             if not (receive_ts.__class__ is float and 0 <= receive_ts < MAX_TIMESTAMP):
                 receive_ts = check_timestamp(receive_ts)
             receive_ms = round(receive_ts * 1000)
             if not catch_up:
                 self._advance_ms(receive_ms, events.append)
-            self._apply(topic, payload, receive_ms, events.append, catch_up)
+            self._apply(topic, payload, receive_ms, events.append, catch_up, redelivered)
         except Drop as drop:
             self.dropped[drop.reason] += 1
         return events
 
-    def _apply(self, topic: str, payload: bytes, receive_ms: int, emit, catch_up=False) -> None:
+    def _apply(
+        self, topic: str, payload: bytes, receive_ms: int, emit, catch_up=False, redelivered=False
+    ) -> None:
         if payload.__class__ is not bytes:
             if isinstance(payload, str):
                 payload = payload.encode()
@@ -168,6 +214,9 @@ class Ingestor:
         if route is None:
             raise Drop("unknown_topic")
         engine, subtopic, topic_crc = route
+        fingerprint = zlib.crc32(payload, topic_crc)
+        if redelivered and fingerprint in engine.recent:
+            raise Drop("duplicate")
         config = engine.config
         parser_type = config.parser_type
         if parser_type == "shelly_gen2":
@@ -177,33 +226,17 @@ class Ingestor:
         else:
             parsed = parse_json_path(payload, self._paths[engine.device_id])
 
-        ts_ms = receive_ms
-        device_ts = parsed.device_ts
-        if device_ts is not None:
-            device_ms = to_ms(device_ts)
-            if abs(device_ms - receive_ms) <= config.max_clock_skew_s * 1000:
-                ts_ms = device_ms
-                self.last_device_ts = device_ts
-        last_ms = engine.last_msg_ms
+        ts_ms, stamped = self._timestamp(engine, parsed.device_ts, receive_ms, catch_up)
         if parsed.online is not None:
-            # Online notices have no time of their own (the last will is the
-            # broker's): they take effect at the device's latest time, never earlier.
-            if last_ms is not None and (catch_up or ts_ms < last_ms):
-                ts_ms = last_ms
-            engine.advance(ts_ms, emit)
-            if parsed.online:
-                engine.seen(ts_ms, emit)
-            else:
-                engine.offline(ts_ms, emit)
+            self._notice(engine, parsed.online, ts_ms, catch_up, emit)
         elif parsed.power_w is None:
             # Liveness only: an older one proves nothing new, but is no stale reading.
             engine.advance(ts_ms, emit)
             engine.seen(ts_ms, emit)
         else:
-            fingerprint = zlib.crc32(payload, topic_crc)
             last_reading_ms = engine.last_reading_ms
             if last_reading_ms is not None:
-                if ts_ms < last_reading_ms and device_ts is None:
+                if ts_ms < last_reading_ms and not stamped:
                     # Our receive time only trails the device's own clock (ahead by
                     # less than the skew): the reading is current, not stale.
                     ts_ms = last_reading_ms
@@ -219,9 +252,64 @@ class Ingestor:
             engine.last_reading_ms = ts_ms
             engine.last_fingerprint = fingerprint
             engine.reading(ts_ms, parsed.power_w, emit)
-        deadline = engine.next_deadline()
+        engine.remember(fingerprint)
+        deadline = engine.receive_time(engine.next_deadline())
         if deadline < self._next_deadline:
             self._next_deadline = deadline
+
+    def _timestamp(self, engine, device_ts, receive_ms: int, catch_up: bool) -> tuple[int, bool]:
+        """The message's time on the device's clock, and whether the device stamped it.
+
+        A device timestamp is used when it lies within the clock skew of the receive
+        time (on the device's learnt offset), or when it lies behind but not before
+        the device's previous one: a message that waited in a broker queue keeps its
+        own time, however long it waited. Live messages teach the offset.
+        """
+        expected_ms = engine.device_time(receive_ms)
+        if device_ts is not None:
+            device_ms = to_ms(device_ts)
+            skew_ms = engine.config.max_clock_skew_s * 1000
+            live = abs(device_ms - expected_ms) <= skew_ms
+            last_device_ms = engine.last_device_ms
+            queued = (
+                engine.clock_offset_ms is not None
+                and last_device_ms is not None
+                and last_device_ms <= device_ms < expected_ms
+            )
+            if live or queued:
+                if live and not catch_up:
+                    self._learn_offset(engine, receive_ms - device_ms)
+                if last_device_ms is None or device_ms > last_device_ms:
+                    engine.last_device_ms = device_ms
+                self.last_lag_s = (engine.device_time(receive_ms) - device_ms) / 1000
+                return device_ms, True
+        if catch_up and engine.clock_offset_ms is not None and engine.last_msg_ms is not None:
+            # A device with a clock, a message without a timestamp, read from a
+            # backlog: its receive time says nothing; it belongs with the latest.
+            return engine.last_msg_ms, False
+        return expected_ms, False
+
+    @staticmethod
+    def _learn_offset(engine, sample_ms: int) -> None:
+        # Transport only ever adds delay: the smallest lag seen is the truest, and
+        # the estimate rises slowly, so that a device clock set back is followed.
+        offset = engine.clock_offset_ms
+        if offset is None or sample_ms < offset:
+            engine.clock_offset_ms = sample_ms
+        elif sample_ms > offset:
+            engine.clock_offset_ms = offset + ((sample_ms - offset + 15) >> 4)
+
+    def _notice(self, engine, online: bool, ts_ms: int, catch_up: bool, emit) -> None:
+        # Online notices have no time of their own (the last will is the broker's):
+        # they take effect at the device's latest time, never earlier.
+        last_ms = engine.last_msg_ms
+        if last_ms is not None and (catch_up or ts_ms < last_ms):
+            ts_ms = last_ms
+        engine.advance(ts_ms, emit)
+        if online:
+            engine.seen(ts_ms, emit)
+        else:
+            engine.offline(ts_ms, emit)
 
     # -- state -------------------------------------------------------------------
 
@@ -230,7 +318,11 @@ class Ingestor:
         sessions = []
         for engine in self.engines.values():
             if engine.session_id is not None:
-                held_ms = engine.held_until(self.clock_ms) if self.clock_ms is not None else 0
+                held_ms = (
+                    engine.held_until(engine.device_time(self.clock_ms))
+                    if self.clock_ms is not None
+                    else 0
+                )
                 totals = engine.session_totals(held_ms=held_ms)
                 totals.update(device_id=engine.device_id, session_id=engine.session_id)
                 sessions.append(totals)

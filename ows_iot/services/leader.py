@@ -62,6 +62,22 @@ HOLDER_SQL = """
 """
 
 
+# Fencing by term number. A new leader increments the term in the transaction that
+# reads the engine snapshots, and every commit re-asserts its term on the same
+# row first: the row lock orders a stale leader's last commit strictly before
+# its successor's snapshot read, and the stale commit, finding another term,
+# writes nothing. No window is left between losing the lock and learning it.
+TERM_TABLE_SQL = """
+    CREATE TABLE IF NOT EXISTS ows_iot_leader_term (
+        id integer PRIMARY KEY CHECK (id = 1),
+        term bigint NOT NULL DEFAULT 0
+    );
+    INSERT INTO ows_iot_leader_term (id, term) VALUES (1, 0) ON CONFLICT (id) DO NOTHING
+"""
+NEW_TERM_SQL = "UPDATE ows_iot_leader_term SET term = term + 1 WHERE id = 1 RETURNING term"
+FENCE_SQL = "UPDATE ows_iot_leader_term SET term = term WHERE id = 1 AND term = %s"
+
+
 def lock_key(dbname: str) -> int:
     """The advisory lock key of a database: a stable signed 64-bit integer."""
     digest = hashlib.sha256(f"{KEY_NAMESPACE}|{dbname}".encode()).digest()

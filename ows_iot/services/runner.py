@@ -18,11 +18,26 @@ stops the broker from sending more than its in-flight window. Past
 (:class:`BufferOverflow`): the caller then restores the engine from the database
 and reconnects, and the broker redelivers every unacknowledged message.
 
+A message that cannot be handled (whatever the parser or the engine raises) is
+dropped, counted under ``error`` and acknowledged: no message stops ingestion.
+A commit that fails for a reason other than the database being unreachable or
+busy (``is_transient``) is split until the failing events are isolated; the rest
+is written, the failing ones are handed to ``commit`` as ``failed`` (recorded,
+not applied) and their messages acknowledged.
+
+The broker marks messages it may have delivered before (``dup``): the ingestor
+drops such a copy of a recently applied message, so a redelivery after a lost
+acknowledgement counts once, also without a device timestamp.
+
 A device's last will (``online`` false) is held for ``offline_grace_s`` before it
 is applied, and forgotten when the device speaks again meanwhile: a broker that
 shuts down publishes the last will of every connected device (mosquitto does),
 and a broker restart must not end every running session. Applied late, the will
-ends the session exactly where it would have: at the device's last message.
+ends the session exactly where it would have: at the device's last message. The
+hold is part of the device's checkpointed state, so it survives a failover.
+
+Scheduling runs on the monotonic clock; receive times come from a
+:class:`~.clock.StableClock`, so a step of the system clock changes nothing.
 
 After a (re)connect the broker first delivers what it queued meanwhile. Until
 that backlog is read the engine is fed in catch-up mode (each device advanced to
@@ -42,6 +57,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .clock import StableClock
 from .config import DeviceConfig
 from .ingestor import Ingestor
 
@@ -69,6 +85,11 @@ OFFLINE_GRACE_S = 30.0
 LATENCY_SAMPLES = 4096
 
 
+def connection_trouble(exc: BaseException) -> bool:
+    """The default ``is_transient``: the database was out of reach."""
+    return isinstance(exc, OSError | ConnectionError | TimeoutError)
+
+
 class LeadershipLost(Exception):
     """Raised by ``commit`` when this leader may no longer write."""
 
@@ -91,6 +112,8 @@ class RunnerStats:
     redelivered: int = 0
     offline_cancelled: int = 0
     offline_applied: int = 0
+    errors: int = 0
+    failed_events: int = 0
     events: int = 0
     commits: int = 0
     commit_failures: int = 0
@@ -111,7 +134,7 @@ class Runner:
     def __init__(
         self,
         ingestor: Ingestor,
-        commit: Callable[[list[dict], dict[str, dict]], None],
+        commit: Callable[..., None],
         ack: Callable[[object], bool],
         *,
         flush_interval_s: float = FLUSH_INTERVAL_S,
@@ -122,9 +145,14 @@ class Runner:
         quiet_s: float = QUIET_S,
         catch_up_limit_s: float = CATCH_UP_LIMIT_S,
         offline_grace_s: float = OFFLINE_GRACE_S,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        monotonic: Callable[[], float] | None = None,
+        is_transient: Callable[[BaseException], bool] = connection_trouble,
         logger: logging.Logger = _logger,
     ):
+        """``commit(events, states, failed)`` writes the events (dicts), the device
+        snapshots and the events that could not be written (``(event, reason)``)
+        in one transaction; ``ack(message)`` acknowledges a message at the broker."""
         self.ingestor = ingestor
         self._commit = commit
         self._ack = ack
@@ -136,23 +164,24 @@ class Runner:
         self.quiet_s = quiet_s
         self.catch_up_limit_s = catch_up_limit_s
         self.offline_grace_s = offline_grace_s
-        self._clock = clock
+        self._clock = clock = clock or StableClock()
+        self._monotonic = monotonic or getattr(clock, "monotonic", time.monotonic)
+        self._is_transient = is_transient
         self._logger = logger
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
 
-        now = clock()
-        self.stats = RunnerStats(started_at=now)
+        self.stats = RunnerStats(started_at=clock())
+        now = self._monotonic()
         self._events: list[dict] = []
         self._pending: list = []
         self._touched: set[str] = set()
         self._oldest: float | None = None  # when the oldest unflushed change happened
-        # device id -> its last will, waiting for the grace period to pass
-        self._held: dict[str, object] = {}
-        # device id -> receive time of its last will seen (held, applied or cancelled)
-        self._wills: dict[str, float] = {}
+        # device id -> receive time of its last will, waiting for the grace period
+        self._held: dict[str, float] = ingestor.held_wills()
         self._retry_at = 0.0
         self._failures_in_a_row = 0
         self._last_error_log = -math.inf
+        self._last_drop_log = -math.inf
         self._next_tick = now
         self._rate_samples: deque = deque(maxlen=61)
         self.connected = False
@@ -165,7 +194,11 @@ class Runner:
     # -- entry points for other threads ------------------------------------------
 
     def submit(self, message) -> None:
-        """Queue a message (any object with topic, payload, retain, receive_ts)."""
+        """Queue a message (any object with topic, payload, retain, receive_ts
+        taken from the system clock, and optionally dup and qos)."""
+        from_wall = getattr(self._clock, "from_wall", None)
+        if from_wall is not None:
+            message.receive_ts = from_wall(message.receive_ts)
         self.inbox.put(message)
 
     def connection_changed(self, connected: bool, session_present: bool = False) -> None:
@@ -178,9 +211,9 @@ class Runner:
 
         Raises LeadershipLost (from ``commit``) and BufferOverflow.
         """
-        deadline = self._clock() + max_wait
+        deadline = self._monotonic() + max_wait
         while True:
-            now = self._clock()
+            now = self._monotonic()
             wake = min(deadline, self._next_flush_at(), self._next_tick_at())
             item = self._get(wake - now)
             if item is not None:
@@ -193,12 +226,12 @@ class Runner:
                     self._handle(item)
                     if len(self._pending) >= self.max_pending:
                         self.flush()
-            now = self._clock()
+            now = self._monotonic()
             self._update_catch_up(now)
             if self._held and not self.catching_up:
-                self._apply_held(now)
+                self._apply_held(self._clock())
             if not self.catching_up and now >= self._next_tick:
-                self.tick(now)
+                self.tick()
             if self._flush_due(now):
                 self.flush()
             if now >= deadline:
@@ -219,10 +252,12 @@ class Runner:
         stats = self.stats
         stats.messages += 1
         stats.last_message_at = item.receive_ts
-        if getattr(item, "dup", False):
+        redelivered = bool(getattr(item, "dup", False))
+        if redelivered:
             stats.redelivered += 1
-        self._last_received = item.receive_ts
-        self._mark_change(item.receive_ts)
+        self._last_received = self._monotonic()
+        if self._oldest is None:  # the change happened when the message came
+            self._oldest = self._last_received - max(0.0, self._clock() - item.receive_ts)
         self._pending.append(item)
         if item.retain:
             # A retained copy replays the past (e.g. an "online" from hours ago):
@@ -230,48 +265,54 @@ class Runner:
             stats.retained += 1
             self._check_overflow()
             return
+        try:
+            self._apply(item, redelivered)
+        except Exception as exc:  # a poison message: dropped, never retried
+            self.ingestor.dropped["error"] += 1
+            stats.errors += 1
+            self._log_drop(item, exc)
+        self._check_overflow()
+
+    def _apply(self, item, redelivered: bool) -> None:
         ingestor = self.ingestor
         will_of = ingestor.offline_notice(item.topic, item.payload)
         if will_of is not None:
-            self._hold_will(will_of, item)
+            if ingestor.hold_will(item.topic, item.payload, item.receive_ts, redelivered):
+                self._held[will_of] = ingestor.engines[will_of].will_at
+                self._touched.add(will_of)
             return
         route = ingestor.route(item.topic)
-        if (
-            route is not None
-            and route[0].device_id in self._held
-            and not getattr(item, "dup", False)
-        ):
+        if route is not None and route[0].device_id in self._held and not redelivered:
             self._cancel_will(route[0].device_id)
-        events = ingestor.process(item.topic, item.payload, item.receive_ts, self.catching_up)
+        events = ingestor.process(
+            item.topic, item.payload, item.receive_ts, self.catching_up, redelivered
+        )
         if route is not None:
             self._touched.add(route[0].device_id)
         if events:
             self._add_events(events)
-        device_ts = ingestor.last_device_ts
-        if self.catching_up and device_ts is not None:
+        lag_s = ingestor.last_lag_s
+        if self.catching_up and lag_s is not None:
             # A message stamped (nearly) when we got it: the backlog is behind us.
-            self._fresh_seen |= item.receive_ts - device_ts <= self.fresh_lag_s
-        self._check_overflow()
+            self._fresh_seen |= lag_s <= self.fresh_lag_s
+
+    def _log_drop(self, item, exc: BaseException) -> None:
+        now = self._monotonic()
+        if now - self._last_drop_log >= ERROR_LOG_EVERY_S:
+            self._last_drop_log = now
+            self._logger.warning(
+                "ows_iot: message on %r dropped, it cannot be handled (%d so far): %s",
+                getattr(item, "topic", None),
+                self.stats.errors,
+                _one_line(exc),
+                exc_info=True,
+            )
 
     # -- last wills ---------------------------------------------------------------
 
-    def _hold_will(self, device_id: str, item) -> None:
-        self._pending.remove(item)
-        seen = self._wills.get(device_id)
-        dup = getattr(item, "dup", False)
-        if dup and seen is not None and item.receive_ts - seen <= 2 * self.offline_grace_s:
-            # The same will again, redelivered after a reconnect: already dealt with.
-            self._pending.append(item)
-            return
-        previous = self._held.pop(device_id, None)
-        if previous is not None:
-            self._pending.append(previous)  # superseded: acknowledged with the rest
-        self._held[device_id] = item
-        self._wills[device_id] = item.receive_ts
-
     def _cancel_will(self, device_id: str) -> None:
-        item = self._held.pop(device_id)
-        self._pending.append(item)
+        del self._held[device_id]
+        self.ingestor.cancel_will(device_id)
         self.stats.offline_cancelled += 1
         self._logger.info(
             "ows_iot: last will of %s ignored, the device spoke again within %.0fs "
@@ -281,13 +322,17 @@ class Runner:
         )
 
     def _apply_held(self, now: float) -> None:
-        due = [d for d, item in self._held.items() if now - item.receive_ts >= self.offline_grace_s]
+        due = [d for d, will_at in self._held.items() if now - will_at >= self.offline_grace_s]
         for device_id in due:
-            item = self._held.pop(device_id)
-            self._pending.append(item)
-            self._mark_change(now)
-            events = self.ingestor.process(item.topic, item.payload, item.receive_ts)
+            del self._held[device_id]
+            self._mark_change()
             self._touched.add(device_id)
+            try:
+                events = self.ingestor.apply_will(device_id)
+            except Exception as exc:
+                self.stats.errors += 1
+                self._log_drop(None, exc)
+                continue
             if events:
                 self._add_events(events)
             self.stats.offline_applied += 1
@@ -295,7 +340,7 @@ class Runner:
             self._check_overflow()
 
     def _connection(self, item: _Connection) -> None:
-        now = self._clock()
+        now = self._monotonic()
         self.connected = item.connected
         if item.connected:
             self._connected_at = now
@@ -329,14 +374,19 @@ class Runner:
             self.catching_up = False
             self._next_tick = now
 
-    def tick(self, now: float | None = None) -> None:
-        """Advance the engines to ``now``: debounces, heartbeats and timeouts fire."""
-        now = self._clock() if now is None else now
-        events = self.ingestor.advance(now)
+    def tick(self) -> None:
+        """Advance the engines to now: debounces, heartbeats and timeouts fire."""
+        try:
+            events = self.ingestor.advance(self._clock())
+        except Exception as exc:
+            self.stats.errors += 1
+            self._log_drop(None, exc)
+            events = []
         if events:
-            self._mark_change(now)
+            self._mark_change()
             self._add_events(events)
             self._check_overflow()
+        now = self._monotonic()
         self._next_tick = now + self.tick_s
         self._rate_samples.append((now, self.stats.messages))
 
@@ -346,16 +396,16 @@ class Runner:
             self._touched.add(event.device_id)
         self.stats.events += len(events)
 
-    def _mark_change(self, now: float) -> None:
+    def _mark_change(self) -> None:
         if self._oldest is None:
-            self._oldest = now
+            self._oldest = self._monotonic()
 
     # -- flushing ----------------------------------------------------------------
 
     @property
     def buffered(self) -> int:
         """Entries waiting for a commit: events plus unacknowledged messages."""
-        return len(self._events) + len(self._pending) + len(self._held)
+        return len(self._events) + len(self._pending)
 
     def _dirty(self) -> bool:
         return bool(self._events or self._pending or self._touched)
@@ -378,7 +428,7 @@ class Runner:
         """Commit the buffer and acknowledge its messages; False when the commit failed."""
         if not self._dirty():
             return True
-        now = self._clock()
+        now = self._monotonic()
         if now < self._retry_at:
             return False
         ingestor = self.ingestor
@@ -387,9 +437,8 @@ class Runner:
             state = ingestor.snapshot_device(device_id)
             if state is not None:
                 states[device_id] = state
-        started = time.monotonic()
         try:
-            self._commit(self._events, states)
+            self._commit_isolating(self._events, states)
         except LeadershipLost:
             raise
         except Exception as exc:
@@ -397,7 +446,7 @@ class Runner:
             return False
         committed_at = self._clock()
         stats = self.stats
-        stats.commit_durations.append(time.monotonic() - started)
+        stats.commit_durations.append(self._monotonic() - now)
         if self._failures_in_a_row:
             self._logger.info(
                 "ows_iot commits resumed after %d failed attempts; %d events, %d messages written",
@@ -422,6 +471,60 @@ class Runner:
         self._touched = set()
         self._oldest = None
         return True
+
+    def _commit_isolating(self, events: list[dict], states: dict[str, dict]) -> None:
+        """Commit; when that fails deterministically, split the events until the
+        failing ones are isolated, write the rest, and record those as failed."""
+        try:
+            self._commit(events, states, [])
+            return
+        except LeadershipLost:
+            raise
+        except Exception as exc:
+            if self._is_transient(exc):
+                raise
+            first_error = exc
+        failed: list[tuple[dict, str]] = []
+        self._isolate(events, failed)
+        self._logger.error(
+            "ows_iot: %d of %d events cannot be written (%s); recorded as failed events",
+            len(failed),
+            len(events),
+            _one_line(first_error),
+        )
+        try:
+            self._commit([], states, failed)
+        except LeadershipLost:
+            raise
+        except Exception as exc:
+            if self._is_transient(exc) or not failed:
+                raise
+            # Not even the failure record can be written: keep the state moving.
+            self._logger.error("ows_iot: failed events not recorded: %s", _one_line(exc))
+            self._commit([], states, [])
+        self.stats.failed_events += len(failed)
+
+    def _isolate(self, events: list[dict], failed: list) -> None:
+        if not events:
+            return
+        try:
+            self._commit(events, {}, [])
+            return
+        except LeadershipLost:
+            raise
+        except Exception as exc:
+            if self._is_transient(exc):
+                raise
+            if len(events) == 1:
+                failed.append((events[0], _one_line(exc)))
+                return
+        middle = len(events) // 2
+        self._isolate(events[:middle], failed)
+        self._isolate(events[middle:], failed)
+
+    def retry_now(self) -> None:
+        """Commit at the next step, whatever the backoff said (the database is back)."""
+        self._retry_at = 0.0
 
     def _commit_failed(self, exc: BaseException, now: float) -> None:
         self._failures_in_a_row += 1
@@ -461,7 +564,6 @@ class Runner:
         """Forget the buffer without acknowledging anything (stepping down, overflow)."""
         self._events = []
         self._pending = []
-        self._held = {}
         self._touched = set()
         self._oldest = None
 
@@ -478,6 +580,7 @@ class Runner:
         for device_id, state in states.items():
             if device_id not in known and state:
                 self.ingestor.restore_device(device_id, state)
+        self._held = self.ingestor.held_wills()
         return True
 
     # -- observability -----------------------------------------------------------
@@ -513,6 +616,8 @@ class Runner:
             "overflow_events": stats.overflow_events,
             "catching_up": self.catching_up,
             "offline_held": len(self._held),
+            "errors": stats.errors,
+            "failed_events": stats.failed_events,
             "offline_cancelled": stats.offline_cancelled,
             "offline_applied": stats.offline_applied,
             "devices": len(self.ingestor.engines),

@@ -12,9 +12,15 @@ from odoo.sql_db import connection_info_for
 from odoo.tests import TransactionCase, tagged
 
 from ..runtime import server as runtime_server
-from ..runtime.supervisor import DatabaseRuntime, LeaderTerm, broker_settings, make_settings
+from ..runtime.supervisor import (
+    DatabaseRuntime,
+    LeaderTerm,
+    LockPending,
+    broker_settings,
+    make_settings,
+)
 from ..services.ingestor import Ingestor
-from ..services.leader import LeaderLock, lock_key
+from ..services.leader import NEW_TERM_SQL, LeaderLock, lock_key
 from ..services.mqtt_client import SettingsError
 from ..services.runner import LeadershipLost
 from .common import T0, gen2_frame
@@ -223,11 +229,16 @@ class TestLeaderCommit(RuntimeCase):
         self.registry.enter_test_mode(self.env.cr)
         self.addCleanup(self.registry.leave_test_mode)
 
-    def test_commit_writes_events_and_snapshots_while_holding_the_lock(self):
+    def begin_term(self):
+        self.env.cr.execute(NEW_TERM_SQL)
+        return self.env.cr.fetchone()[0]
+
+    def test_commit_writes_events_and_snapshots_in_its_term(self):
         device = self.make_device(LASER)
         events, state = run_engine(device, [(0, 150.0), (4, 150.0)])
         self.assertTrue(self.runtime.lock.acquire())
         self.term.ids = {LASER: device.id}
+        self.term.term_number = self.begin_term()
         self.term._commit(events, {LASER: state})
         self.assertEqual(
             sorted(self.Event.search([("device_id", "=", device.id)]).mapped("event_uid")),
@@ -238,23 +249,36 @@ class TestLeaderCommit(RuntimeCase):
         self.term._commit(events, {LASER: state})
         self.assertEqual(self.Event.search_count([("device_id", "=", device.id)]), len(events))
 
-    def test_commit_without_the_lock_writes_nothing(self):
+    def test_a_commit_after_another_term_began_writes_nothing(self):
         device = self.make_device(LASER)
         events, state = run_engine(device, [(0, 150.0), (4, 150.0)])
         self.term.ids = {LASER: device.id}
+        # Without the lock (lost in a database outage) nothing is tried: a retry later.
+        with self.assertRaises(LockPending):
+            self.term._commit(events, {LASER: state})
+        self.assertTrue(self.runtime.lock.acquire())
+        self.term.term_number = self.begin_term()
+        # A successor began its term (it restores the snapshots next): this leader,
+        # lock or not, is fenced off inside its own transaction.
+        self.begin_term()
         with self.assertRaises(LeadershipLost):
             self.term._commit(events, {LASER: state})
-        # A leader that has not yet noticed that its lock is gone (its backend pid is
-        # stale) is fenced off by the check inside the transaction.
-        self.env.cr.execute("SELECT pg_backend_pid()")
-        self.runtime.lock.backend_pid = self.env.cr.fetchone()[0]
-        try:
-            with self.assertRaises(LeadershipLost):
-                self.term._commit(events, {LASER: state})
-        finally:
-            self.runtime.lock.backend_pid = None
         self.assertFalse(self.Event.search_count([("device_id", "=", device.id)]))
         self.assertFalse(self.engine_state(device))
+
+    def test_failed_events_are_recorded_not_applied(self):
+        device = self.make_device(LASER)
+        events, state = run_engine(device, [(0, 150.0), (4, 150.0)])
+        self.assertTrue(self.runtime.lock.acquire())
+        self.term.ids = {LASER: device.id}
+        self.term.term_number = self.begin_term()
+        bad = dict(events[-1], payload={**events[-1]["payload"], "working_s": 10**30})
+        self.term._commit(events[:-1], {LASER: state}, [(bad, "DataError: numeric overflow")])
+        row = self.Event.search([("event_uid", "=", bad["event_uid"])])
+        self.assertFalse(row.processed)
+        self.assertIn("numeric overflow", row.processing_error)
+        self.assertFalse(row.session_id)
+        self.assertEqual(self.engine_state(device), state)
 
     def test_devices_are_read_as_the_engine_takes_them(self):
         # Only this test's devices: the demo data may hold others.

@@ -198,7 +198,8 @@ def test_receive_time_messages_behind_a_fast_device_clock_are_kept():
     run.at(30, (f"{GEN2}/status/pm1:0", b'{"apower": 0}')).until(200)
     assert run.ingestor.dropped == {}
     (stopped,) = run.ended()
-    assert_session(stopped, 2, 31, 29, 0)
+    # Received at 30 on a clock 2 s behind the device's: at 32 device time.
+    assert_session(stopped, 2, 32, 30, 0)
 
 
 def test_debounces_run_on_a_fast_device_clock():
@@ -224,3 +225,30 @@ def test_identical_values_on_other_topics_are_no_duplicate_readings():
     run.at(5, (f"{prefix}/power", b"300.00")).at(5, (f"{prefix}/power", b"300.00"))
     assert dict(run.ingestor.dropped) == {"duplicate": 1}
     assert run.ingestor.engines[GEN1].state == "starting"
+
+
+@pytest.mark.parametrize("lag_s", [0, 10, 30])
+def test_a_lagging_device_clock_keeps_its_debounces(lag_s):
+    # The device's clock is lag_s behind ours; a 5 s pause (shorter than the 15 s
+    # stop debounce) must stay inside the session however far behind it is.
+    run = Run()
+    for t in range(40):
+        run.at(t + lag_s, rpc(0 if 20 <= t < 25 else 500, ts=T0 + t))
+        run.until(t + lag_s + 0.5)
+    run.at(40 + lag_s, rpc(0, ts=T0 + 40)).until(100 + lag_s)
+    (stopped,) = run.ended()
+    assert_session(stopped, 0, 40, 35, 5)
+
+
+def test_a_redelivered_message_without_a_timestamp_counts_once():
+    run = Run(gen1_config())
+    relay = f"shellies/{GEN1}/relay/0/power"
+    run.at(0, (relay, b"500")).at(10, (relay, b"0"))
+    # The broker sends the off reading again (its acknowledgement was lost).
+    run.events += run.ingestor.process(relay, b"0", T0 + 13, redelivered=True)
+    assert run.ingestor.dropped == {"duplicate": 1}
+    # The same payload again, not redelivered, is a new reading.
+    run.events += run.ingestor.process(relay, b"0", T0 + 14)
+    run.until(100)
+    (stopped,) = run.ended()
+    assert_session(stopped, 0, 10, 10, 0)

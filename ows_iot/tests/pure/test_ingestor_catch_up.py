@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from ows_iot.services.ingestor import Ingestor
 
 from .helpers import GEN1, GEN2, T0, gen1_config, gen2_config, online, rpc
@@ -23,16 +25,16 @@ def _dicts(events):
     return [json.loads(json.dumps(event.to_dict())) for event in events]
 
 
-def uninterrupted():
+def uninterrupted(end=END):
     ingestor = Ingestor([gen2_config()])
     events = []
     for offset, watts in PROFILE:
         events += ingestor.process(*_message(offset, watts), T0 + offset)
-    events += ingestor.advance(T0 + END)
+    events += ingestor.advance(T0 + end)
     return _dicts(events)
 
 
-def interrupted(cut, delivered_at, catch_up):
+def interrupted(cut, delivered_at, catch_up, end=END):
     """Run up to ``cut``; a new ingestor restores the snapshot and receives the
     messages from ``cut`` on at ``delivered_at`` (late), the rest on time."""
     first = Ingestor([gen2_config()])
@@ -50,7 +52,7 @@ def interrupted(cut, delivered_at, catch_up):
         late = offset <= delivered_at
         receive = T0 + delivered_at if late else T0 + offset
         events += second.process(*_message(offset, watts), receive, catch_up=catch_up and late)
-    events += second.advance(T0 + END)
+    events += second.advance(T0 + end)
     return _dicts(events)
 
 
@@ -70,17 +72,40 @@ def test_without_catch_up_the_late_backlog_confirms_a_cancelled_stop():
     assert got != uninterrupted()
 
 
-def test_last_device_ts_reports_the_timestamp_used():
+@pytest.mark.parametrize("gap_s", [10, 120, 600, 3600])
+def test_backlog_after_a_long_gap_keeps_device_time(gap_s):
+    # Odoo was down for longer than the clock skew (an upgrade): the queued
+    # readings keep their own timestamps, judged against the device's history.
+    for cut in (2, 21, 41):
+        end = cut + gap_s + 10
+        assert interrupted(cut, cut + gap_s, catch_up=True, end=end) == uninterrupted(end), cut
+
+
+def test_last_lag_reports_how_late_a_stamped_message_came():
     ingestor = Ingestor([gen2_config()])
     ingestor.process(*rpc(150.0, ts=T0 + 1), T0 + 1.2)
-    assert ingestor.last_device_ts == T0 + 1
-    ingestor.process(*rpc(150.0), T0 + 2)
-    assert ingestor.last_device_ts is None
-    # Beyond the allowed clock skew the receive time is used.
-    ingestor.process(*rpc(150.0, ts=T0 - 1000), T0 + 3)
-    assert ingestor.last_device_ts is None
-    ingestor.process("unknown/topic", b"{}", T0 + 4)
-    assert ingestor.last_device_ts is None
+    assert ingestor.last_lag_s == 0  # the first lag seen is the clock offset
+    ingestor.process(*rpc(150.0, ts=T0 + 2), T0 + 2.5)
+    assert 0.25 < ingestor.last_lag_s < 0.3  # the offset rises slowly towards it
+    ingestor.process(*rpc(150.0), T0 + 3)
+    assert ingestor.last_lag_s is None
+    # Before the device's last timestamp and beyond the skew: the receive time.
+    ingestor.process(*rpc(150.0, ts=T0 - 1000), T0 + 4)
+    assert ingestor.last_lag_s is None
+    # Behind by far more than the skew but after the last one: it waited in a queue.
+    ingestor.process(*rpc(150.0, ts=T0 + 3), T0 + 4000)
+    assert ingestor.last_lag_s == pytest.approx(3997, abs=0.5)
+    ingestor.process("unknown/topic", b"{}", T0 + 4001)
+    assert ingestor.last_lag_s is None
+
+
+def test_a_device_clock_judged_by_its_own_history_not_by_the_receive_time():
+    # A clock set to the past (a device that lost its time) is not taken for a
+    # queued message: it is behind the device's previous timestamps.
+    ingestor = Ingestor([gen2_config()])
+    ingestor.process(*rpc(150.0, ts=T0), T0)
+    ingestor.process(*rpc(150.0, ts=T0 - 86400), T0 + 10)
+    assert ingestor.engines[GEN2].last_reading_ms == round((T0 + 10) * 1000)
 
 
 def test_online_notice_in_catch_up_does_not_move_the_device_time():

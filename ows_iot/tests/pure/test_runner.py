@@ -39,9 +39,10 @@ class Store:
         self.fail = None
         self.commits = 0
 
-    def commit(self, events, states):
+    def commit(self, events, states, failed=()):
         if self.fail is not None:
             raise self.fail
+        self.failed = getattr(self, "failed", []) + [event["event_uid"] for event, _ in failed]
         for event in json.loads(json.dumps(events)):
             if event["event_uid"] not in self.events:
                 self.events[event["event_uid"]] = event
@@ -56,7 +57,12 @@ def make(clock, store, acked, configs=None, **kwargs):
         ingestor.restore_device(device_id, state)
     kwargs.setdefault("flush_interval_s", 0.5)
     runner = Runner(
-        ingestor, store.commit, lambda m: acked.append(m.mid) or True, clock=clock, **kwargs
+        ingestor,
+        store.commit,
+        lambda m: acked.append(m.mid) or True,
+        clock=clock,
+        monotonic=clock,
+        **kwargs,
     )
     return runner
 
@@ -360,3 +366,153 @@ def test_a_redelivered_copy_of_a_handled_will_is_dropped():
     runner, _store, acked, types, _start = will_run(will_again)
     assert "session_timeout" not in types
     assert acked.count(100) == 2 and runner.stats.offline_cancelled == 1
+
+
+def test_a_failover_during_the_hold_keeps_the_will_s_first_receive_time():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    start = clock.now
+    for i in range(6):
+        clock.now = start + i
+        runner.submit(power_msg(start - T0 + i, 150.0, mid=i + 1))
+        runner.step(0)
+    clock.now += 0.5
+    will_at = clock.now
+    runner.submit(Msg(*online(False), will_at, mid=100))
+    runner.step(0)
+    clock.now += 1
+    runner.step(0)  # the hold is committed with the device's state
+    assert store.states[GEN2]["will_at"] == will_at
+    # The leader dies 10 s into the hold; the next one gets the will again.
+    clock.now = will_at + 10
+    runner = make(clock, store, acked)
+    runner.connection_changed(True)
+    runner.submit(Msg(*online(False), clock.now, mid=100, dup=True))
+    while clock.now < will_at + 31:
+        clock.now += 0.5
+        runner.step(0)
+    types = [store.events[uid]["event_type"] for uid in store.order]
+    assert types[-2:] == ["session_timeout", "device_offline"]
+    (timeout,) = [e for e in store.events.values() if e["event_type"] == "session_timeout"]
+    assert timeout["payload"]["end"] == start + 5  # the last reading
+    assert runner.ingestor.held_wills() == {}
+
+
+def test_a_message_that_raises_is_dropped_counted_and_acknowledged():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    process = runner.ingestor.process
+
+    def process_or_raise(topic, payload, *args):
+        if payload == b"poison":
+            raise RuntimeError("a bug in the engine")
+        return process(topic, payload, *args)
+
+    runner.ingestor.process = process_or_raise
+    runner.submit(Msg(f"{GEN2}/status/pm1:0", b"poison", clock.now, mid=1))
+    # Also a real one: an integer of 4000 digits (float() overflows).
+    big = b'{"apower": ' + b"9" * 4000 + b"}"
+    runner.submit(Msg(f"{GEN2}/status/pm1:0", big, clock.now, mid=2))
+    runner.submit(power_msg(clock.now - T0, 150.0, mid=3))
+    clock.now += 1
+    runner.step(0)
+    assert acked == [1, 2, 3]
+    status = runner.status()
+    assert status["errors"] == 1 and status["dropped"]["error"] == 1
+    assert status["dropped"]["absurd_power"] == 1
+    assert runner.ingestor.engines[GEN2].state == "starting"
+
+
+class PoisonStore(Store):
+    """A database that refuses some events for good (e.g. a value its column cannot hold)."""
+
+    def commit(self, events, states, failed=()):
+        self.attempts = getattr(self, "attempts", 0) + 1
+        if any(event["event_type"] == "state_changed" for event in events):
+            raise ValueError("numeric field overflow")
+        super().commit(events, states, failed)
+
+
+def test_a_commit_that_fails_for_good_is_split_and_the_bad_events_recorded():
+    clock, store, acked = Clock(), PoisonStore(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    base = clock.now - T0
+    for i, watts in enumerate([500.0] * 5 + [50.0] * 3):
+        runner.submit(power_msg(base + i, watts, mid=i + 1))
+    clock.now += 10
+    runner.step(0)
+    assert acked == list(range(1, 9))
+    types = [store.events[uid]["event_type"] for uid in store.order]
+    assert types == ["device_online", "session_started"]
+    assert len(store.failed) == 1  # the state_changed event, isolated
+    assert store.states[GEN2]["state"] == "standby"
+    assert runner.status()["failed_events"] == 1 and runner.status()["commit_failures"] == 0
+    # The next commit goes through as usual.
+    runner.submit(power_msg(base + 20, 50.0, mid=9))
+    runner.step(0)
+    clock.now += 1
+    runner.step(0)
+    assert acked[-1] == 9
+
+
+def test_a_redelivered_batch_whose_commit_succeeded_counts_once():
+    # Gen1 readings carry no timestamp: only the broker's dup flag and the
+    # fingerprints in the checkpoint tell a redelivered copy from a new reading.
+    relay = f"shellies/{GEN1}/relay/0/power"
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked, configs=[gen1_config()])
+    live(runner, clock)
+    start = clock.now
+    sent = []
+    for i, watts in enumerate([500, 500, 500, 0]):
+        clock.now = start + i * 3
+        sent.append(Msg(relay, str(watts).encode(), clock.now, mid=i + 1))
+        runner.submit(sent[-1])
+        runner.step(0)
+    clock.now += 1
+    runner.step(0)
+    assert acked == [1, 2, 3, 4]
+    # The acknowledgements never reached the broker; the leader is replaced.
+    clock.now += 3
+    runner = make(clock, store, acked, configs=[gen1_config()])
+    runner.connection_changed(True)
+    for message in sent:
+        runner.submit(Msg(message.topic, message.payload, clock.now, mid=message.mid, dup=True))
+    while clock.now < start + 60:
+        clock.now += 0.5
+        runner.step(0)
+    assert runner.status()["dropped"] == {"duplicate": 4}
+    (stopped,) = [e for e in store.events.values() if e["event_type"] == "session_stopped"]
+    assert (stopped["payload"]["start"], stopped["payload"]["end"]) == (start, start + 9)
+    assert [store.events[uid]["event_type"] for uid in store.order].count("state_changed") == 1
+
+
+def test_a_wall_clock_step_changes_no_session():
+    from ows_iot.services.clock import StableClock
+
+    for step_s in (-3600, 3600):
+        wall, mono = Clock(T0), Clock(1000.0)
+        clock = StableClock(wall=wall, monotonic=mono)
+        store, acked = Store(), []
+        runner = make(clock, store, acked, configs=[gen1_config()])
+        runner.connection_changed(True)
+        relay = f"shellies/{GEN1}/relay/0/power"
+
+        def advance(seconds, wall=wall, mono=mono, runner=runner):
+            for _ in range(int(seconds * 4)):
+                wall.now += 0.25
+                mono.now += 0.25
+                runner.step(0)
+
+        advance(2)
+        runner.submit(Msg(relay, b"500", wall.now, mid=1))
+        advance(10)
+        wall.now += step_s  # the system clock is stepped mid-session
+        runner.submit(Msg(relay, b"0", wall.now, mid=2))
+        advance(40)
+        (stopped,) = [e for e in store.events.values() if e["event_type"] == "session_stopped"]
+        payload = stopped["payload"]
+        assert payload["end"] - payload["start"] == 10, step_s
