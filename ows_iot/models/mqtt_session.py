@@ -99,6 +99,14 @@ class MqttSession(models.Model):
         tracking=True,
     )
     current_state = fields.Selection(SESSION_STATES, readonly=True)
+    timing = fields.Selection(
+        [("exact", "Exact"), ("delayed", "Delayed")],
+        default="exact",
+        readonly=True,
+        help="Delayed: the meter has no clock of its own and some of its readings reached "
+        "Odoo only after a pause of the ingestion (an Odoo restart, a failover), so their "
+        "times are delivery times. Check the session before billing it.",
+    )
     total_duration_s = fields.Float(string="Total (s)", readonly=True, aggregator="sum")
     working_duration_s = fields.Float(string="Working (s)", readonly=True, aggregator="sum")
     standby_duration_s = fields.Float(string="Standby (s)", readonly=True, aggregator="sum")
@@ -555,6 +563,7 @@ class MqttSession(models.Model):
             "energy_wh": number("energy_wh"),
             "last_event_seq": event["seq"] or 0,
             "last_event_epoch": event["epoch"],
+            "timing": "delayed" if payload.get("timing") == "delayed" else "exact",
         }
         if info["state"]:
             vals["current_state"] = info["state"]

@@ -41,6 +41,7 @@ STATE_FIELDS = (
     "hb_next_ms",
     "hb_working_ms",
     "hb_standby_ms",
+    "delayed",
     "clock_offset_ms",
     "last_device_ms",
     "recent",
@@ -102,6 +103,9 @@ class DeviceEngine:
         self.hb_next_ms = None
         self.hb_working_ms = 0
         self.hb_standby_ms = 0
+        # Fed a reading of a device without a clock that waited in a broker queue:
+        # its times are delivery times, not the device's.
+        self.delayed = False
 
     # -- persistence -------------------------------------------------------------
 
@@ -359,7 +363,7 @@ class DeviceEngine:
             standby += held_ms
         total_ms = working + standby
         energy_wh = (self.energy_wms + self.power * held_ms) / 3_600_000
-        return {
+        totals = {
             "start": seconds(self.start_ms),
             "end": None if end_ms is None else seconds(end_ms),
             "status": status,
@@ -374,6 +378,9 @@ class DeviceEngine:
             "avg_power_w": round(energy_wh * 3_600_000 / total_ms, 3) if total_ms else 0.0,
             "peak_power_w": self.peak_power,
         }
+        if self.delayed:
+            totals["timing"] = "delayed"
+        return totals
 
     def _next_uid(self, session_id):
         self.seq += 1

@@ -12,7 +12,9 @@ order: ``start``, ``end`` (null while running), ``status``, ``state``, ``power_w
 ``working_s``, ``standby_s``, ``total_s``, ``energy_wh``, ``start_power_w``,
 ``end_power_w``, ``avg_power_w``, ``peak_power_w``, ``seq`` (per-device event
 sequence, higher is newer). ``state_changed`` adds ``from_state``/``to_state``;
-``session_heartbeat`` adds ``interval_working_s``/``interval_standby_s``.
+``session_heartbeat`` adds ``interval_working_s``/``interval_standby_s``. A session
+whose times are delivery times rather than the device's (a device without a clock,
+read from a backlog) says ``"timing": "delayed"``.
 Device events (``device_online``, ``device_offline``) carry ``reason`` and ``seq``.
 """
 

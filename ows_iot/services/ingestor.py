@@ -253,6 +253,8 @@ class Ingestor:
             engine.last_fingerprint = fingerprint
             engine.reading(ts_ms, parsed.power_w, emit)
         engine.remember(fingerprint)
+        if catch_up and not stamped and engine.clock_offset_ms is None and engine.state != "idle":
+            engine.delayed = True
         deadline = engine.receive_time(engine.next_deadline())
         if deadline < self._next_deadline:
             self._next_deadline = deadline

@@ -306,6 +306,14 @@ class TestIngest(OwsIotCase):
         self.assertEqual(self.device.current_state, "idle")
         self.assertFalse(self.device.running_session_id)
 
+    def test_delayed_timing_is_marked_on_the_session(self):
+        started = session_event(GEN2, "session_started", 1, 0)
+        self.ingest([started])
+        self.assertEqual(self.session_of(started).timing, "exact")
+        stop = session_event(GEN2, "session_stopped", 2, 60, working=60, end=60, timing="delayed")
+        self.ingest([stop])
+        self.assertEqual(self.session_of(stop).timing, "delayed")
+
     def test_archived_device_still_finishes_its_session(self):
         self.ingest([session_event(GEN2, "session_started", 1, 0)])
         self.device.active = False

@@ -131,3 +131,21 @@ def test_offline_notice_names_the_device_of_a_last_will():
         [gen2_config(device_id="x", mqtt_topic="x", parser_type="json_path", power_path="p")]
     )
     assert json_device.offline_notice("x/online", b"false") is None
+
+
+def test_a_backlog_of_a_device_without_a_clock_marks_its_sessions_delayed():
+    relay = f"shellies/{GEN1}/relay/0/power"
+    ingestor = Ingestor([gen1_config(), gen2_config()])
+    events = ingestor.process(relay, b"500", T0)
+    events += ingestor.process(*rpc(150.0, ts=T0), T0)
+    events += ingestor.advance(T0 + 5)
+    # A failover: what was published meanwhile arrives at once, late.
+    events += ingestor.process(relay, b"0", T0 + 30, catch_up=True)
+    events += ingestor.process(*rpc(0.0, ts=T0 + 20), T0 + 30, catch_up=True)
+    events += ingestor.advance(T0 + 60)
+    ended = {e.device_id: e.payload for e in events if e.event_type == "session_stopped"}
+    assert ended[GEN1]["timing"] == "delayed"
+    assert ended[GEN1]["end"] == T0 + 30  # its delivery time: the bound documented
+    assert "timing" not in ended[GEN2] and ended[GEN2]["end"] == T0 + 20
+    started = [e.payload for e in events if e.event_type == "session_started"]
+    assert all("timing" not in payload for payload in started)  # exact until then
