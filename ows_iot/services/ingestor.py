@@ -217,6 +217,8 @@ class Ingestor:
         fingerprint = zlib.crc32(payload, topic_crc)
         if redelivered and fingerprint in engine.recent:
             raise Drop("duplicate")
+        # Whatever becomes of it (applied, dropped as stale), a copy changes nothing.
+        engine.remember(fingerprint)
         config = engine.config
         parser_type = config.parser_type
         if parser_type == "shelly_gen2":
@@ -252,7 +254,6 @@ class Ingestor:
             engine.last_reading_ms = ts_ms
             engine.last_fingerprint = fingerprint
             engine.reading(ts_ms, parsed.power_w, emit)
-        engine.remember(fingerprint)
         if catch_up and not stamped and engine.clock_offset_ms is None and engine.state != "idle":
             engine.delayed = True
         deadline = engine.receive_time(engine.next_deadline())
@@ -263,9 +264,10 @@ class Ingestor:
         """The message's time on the device's clock, and whether the device stamped it.
 
         A device timestamp is used when it lies within the clock skew of the receive
-        time (on the device's learnt offset), or when it lies behind but not before
-        the device's previous one: a message that waited in a broker queue keeps its
-        own time, however long it waited. Live messages teach the offset.
+        time (on the device's learnt offset), or when it lies behind it but not more
+        than the skew before the device's latest one: a message that waited in a
+        broker queue keeps its own time, however long it waited. Live messages
+        teach the offset.
         """
         expected_ms = engine.device_time(receive_ms)
         if device_ts is not None:
@@ -276,7 +278,7 @@ class Ingestor:
             queued = (
                 engine.clock_offset_ms is not None
                 and last_device_ms is not None
-                and last_device_ms <= device_ms < expected_ms
+                and last_device_ms - skew_ms <= device_ms < expected_ms
             )
             if live or queued:
                 if live and not catch_up:
