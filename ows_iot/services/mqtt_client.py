@@ -10,6 +10,8 @@
   packet id from an old connection may name another message on the new one.
 - Reconnects forever with capped exponential backoff, re-subscribes on every
   connect, and subscribes/unsubscribes the difference when the filters change.
+- MQTT 5: announces a Maximum Packet Size, so that the broker drops (instead of
+  delivering) a packet that would only strain the worker's memory.
 - Retained messages describe the past, not the device now: MQTT 5 subscriptions
   ask the broker not to send them, and the runner skips any that still arrive.
 
@@ -46,6 +48,9 @@ RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 # mosquitto's default max_inflight_messages, the window of MQTT 3.1.1 clients.
 MQTT311_INFLIGHT = 20
+# MQTT 5 Maximum Packet Size announced to the broker: payloads over 64 KiB are
+# dropped by the parsers anyway; larger packets never reach the worker at all.
+MAX_PACKET_BYTES = 256 * 1024
 # Numbers every connection of every client of the process: a message's generation
 # names the one connection its packet id belongs to.
 _generations = itertools.count(1)
@@ -226,6 +231,7 @@ class MqttClient:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
         props.ReceiveMaximum = self.settings.receive_maximum
+        props.MaximumPacketSize = MAX_PACKET_BYTES
         return props
 
     # -- life cycle --------------------------------------------------------------

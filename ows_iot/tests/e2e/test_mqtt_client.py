@@ -1,5 +1,5 @@
 """The leader's MQTT client against a real Mosquitto: persistent session, manual acks,
-receive maximum, re-subscribe after a broker restart, subscription changes, TLS."""
+receive maximum, maximum packet size, re-subscribe after a broker restart, subscription changes, TLS."""
 
 import queue
 import subprocess
@@ -115,6 +115,17 @@ def test_receive_maximum_bounds_the_unacknowledged_window(broker):
     assert [m.payload for m in rest] == [str(i).encode() for i in range(10, 30)]
     for message in rest:
         client.ack(message)
+    client.stop()
+
+
+def test_the_broker_drops_packets_beyond_the_maximum_packet_size(broker):
+    client, inbox = start_client(broker)
+    publish(broker, [("dev/huge", b"x" * (300 * 1024)), ("dev/small", b"y" * (60 * 1024))])
+    (delivered,) = inbox.take(2, timeout=3)
+    assert delivered.topic == "dev/small"
+    client.ack(delivered)
+    assert inbox.quiet()
+    assert "too large" in broker.tail().lower() or "dropping" in broker.tail().lower()
     client.stop()
 
 
