@@ -8,8 +8,9 @@
   is called, after what it produced was committed. Acks of messages received on
   an earlier connection are skipped: the broker redelivers those anyway, and a
   packet id from an old connection may name another message on the new one.
-- Reconnects forever with capped exponential backoff, re-subscribes on every
-  connect, and subscribes/unsubscribes the difference when the filters change.
+- Reconnects forever, retrying every second (a broker restart costs seconds, not
+  a backoff of tens of seconds), re-subscribes on every connect, and
+  subscribes/unsubscribes the difference when the filters change.
 - MQTT 5: announces a Maximum Packet Size, so that the broker drops (instead of
   delivering) a packet that would only strain the worker's memory.
 - Retained messages describe the past, not the device now: MQTT 5 subscriptions
@@ -44,8 +45,11 @@ DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
 # Filters per SUBSCRIBE/UNSUBSCRIBE packet: keeps packets small with many devices.
 FILTERS_PER_PACKET = 200
+# paho doubles the delay from the minimum up to the maximum: with both at 1 s the
+# client is back within about a second of the broker listening again, at the cost
+# of one connection attempt per second while it is down.
 RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
+RECONNECT_MAX_S = 1
 # mosquitto's default max_inflight_messages, the window of MQTT 3.1.1 clients.
 MQTT311_INFLIGHT = 20
 # MQTT 5 Maximum Packet Size announced to the broker: payloads over 64 KiB are
