@@ -56,6 +56,7 @@ REPORT_FIELDS = {
     "session_present": "session_present",
     "messages": "messages",
     "redelivered": "redelivered",
+    "qos0_messages": "qos0_messages",
     "messages_per_s": "messages_per_s",
     "events": "events",
     "commits": "commits",
@@ -130,6 +131,12 @@ class OwsIotRuntime(models.Model):
         string="Redelivered (this term)",
         readonly=True,
         help="Messages the broker delivered again because no one had acknowledged them.",
+    )
+    qos0_messages = fields.Integer(
+        string="Delivered at QoS 0 (this term)",
+        readonly=True,
+        help="Messages the devices published at QoS 0: no broker delivers them again, so "
+        "they are lost if Odoo stops before saving them. Let the devices publish at QoS 1.",
     )
     messages_per_s = fields.Float(string="Messages per Second", readonly=True, digits=(16, 2))
     last_message_at = fields.Datetime(readonly=True)
@@ -238,6 +245,7 @@ class OwsIotRuntime(models.Model):
             "counters": {
                 "messages": record.messages,
                 "redelivered": record.redelivered,
+                "qos0_messages": record.qos0_messages,
                 "messages_per_s": record.messages_per_s,
                 "events": record.events,
                 "commits": record.commits,

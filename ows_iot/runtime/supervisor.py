@@ -502,6 +502,7 @@ class LeaderTerm:
             "connected": bool(stats and stats.connected),
             "connected_since": stats.connected_since if stats else None,
             "reconnects": stats.reconnects if stats else 0,
+            "qos0_messages": stats.qos0_messages if stats else 0,
             "session_present": bool(stats and stats.session_present),
             "filters": sorted(client.filters) if client is not None else [],
             "last_error": last_error,

@@ -8,6 +8,9 @@
   is called, after what it produced was committed. Acks of messages received on
   an earlier connection are skipped: the broker redelivers those anyway, and a
   packet id from an old connection may name another message on the new one.
+- Subscribes with QoS 1 only: a QoS 2 message is acknowledged by paho on arrival
+  (before it is committed), so a crash would lose it. Messages that still arrive
+  at QoS 0 (the device published them so) are counted: no broker redelivers them.
 - Reconnects forever, retrying every second (a broker restart costs seconds, not
   a backoff of tens of seconds), re-subscribes on every connect, and
   subscribes/unsubscribes the difference when the filters change.
@@ -50,11 +53,13 @@ FILTERS_PER_PACKET = 200
 # of one connection attempt per second while it is down.
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 1
-# mosquitto's default max_inflight_messages, the window of MQTT 3.1.1 clients.
-MQTT311_INFLIGHT = 20
+# The only QoS whose messages are acknowledged after the commit (see ack()).
+QOS = 1
 # MQTT 5 Maximum Packet Size announced to the broker: payloads over 64 KiB are
 # dropped by the parsers anyway; larger packets never reach the worker at all.
 MAX_PACKET_BYTES = 256 * 1024
+# mosquitto's default max_inflight_messages, the window of MQTT 3.1.1 clients.
+MQTT311_INFLIGHT = 20
 # Numbers every connection of every client of the process: a message's generation
 # names the one connection its packet id belongs to.
 _generations = itertools.count(1)
@@ -95,8 +100,13 @@ class MqttSettings:
             raise SettingsError("MQTT client id too long")
         if self.port is not None and not 0 < self.port < 65536:
             raise SettingsError(f"broker port out of range: {self.port}")
-        if self.qos not in (0, 1, 2):
-            raise SettingsError(f"QoS must be 0, 1 or 2, not {self.qos}")
+        if self.qos != QOS:
+            # QoS 2 is acknowledged on arrival, QoS 0 never redelivered: either loses
+            # messages when the leader dies before its commit.
+            raise SettingsError(
+                f"QoS must be {QOS} (at least once), not {self.qos}: "
+                "only QoS 1 messages are acknowledged after they are committed"
+            )
         if self.protocol not in PROTOCOLS:
             raise SettingsError(f"MQTT protocol must be one of {', '.join(PROTOCOLS)}")
         if self.keyfile and not self.certfile:
@@ -154,6 +164,8 @@ class ClientStats:
     subscribe_failures: int = 0
     subscriptions: int = 0
     messages: int = 0
+    # Delivered at QoS 0 (published so by the device): lost if the leader dies first.
+    qos0_messages: int = 0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -399,6 +411,8 @@ class MqttClient:
             # Not a topic any device of ours publishes; the runner drops and acks it.
             topic = msg._topic.decode("utf-8", "replace")
         self.stats.messages += 1
+        if msg.qos == 0:
+            self.stats.qos0_messages += 1
         self._on_message(
             Message(
                 topic=topic,

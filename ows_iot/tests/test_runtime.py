@@ -183,6 +183,7 @@ class TestCronWithLeader(RuntimeCase):
                 "broker": "mqtt://broker:1883",
                 "client_id": "ows-iot-test",
                 "messages": 10,
+                "qos0_messages": 3,
                 "dropped": {"unknown_topic": 2},
                 "filters": ["a/#", "b/#"],
                 "last_message_at": time.time() - 1,
@@ -195,11 +196,13 @@ class TestCronWithLeader(RuntimeCase):
         self.assertEqual(status.subscriptions, 2)
         self.assertEqual(status.commit_latency_p50_ms, 500)
         self.assertEqual(status.dropped_text, "unknown_topic: 2")
+        self.assertEqual(status.qos0_messages, 3)
         self.assertEqual(self.Runtime._ows_recorded_filters(), {"a/#", "b/#"})
         health = self.Runtime._ows_health()
         self.assertTrue(health["leader"]["active"])
         self.assertTrue(health["broker"]["connected"])
         self.assertEqual(health["counters"]["dropped"], {"unknown_topic": 2})
+        self.assertEqual(health["counters"]["qos0_messages"], 3)
         # A report that stops coming: the leader hangs.
         self.env.cr.execute(
             "UPDATE ows_iot_runtime SET reported_at = reported_at - interval '5 minutes'"

@@ -1,5 +1,6 @@
 """The leader's MQTT client against a real Mosquitto: persistent session, manual acks,
-receive maximum, maximum packet size, reconnect and re-subscribe after a broker restart, subscription changes, TLS."""
+receive maximum, maximum packet size, QoS 0 deliveries, reconnect and re-subscribe
+after a broker restart, subscription changes, TLS."""
 
 import queue
 import subprocess
@@ -118,6 +119,17 @@ def test_receive_maximum_bounds_the_unacknowledged_window(broker):
     client.stop()
 
 
+def test_deliveries_at_qos_0_are_counted(broker):
+    client, inbox = start_client(broker)
+    publish(broker, [("dev/q0", "fire and forget")], qos=0)
+    publish(broker, [("dev/q1", "acknowledged")], qos=1)
+    got = {m.payload: m.qos for m in inbox.take(2)}
+    assert got == {b"fire and forget": 0, b"acknowledged": 1}
+    assert client.stats.messages == 2
+    assert client.stats.qos0_messages == 1
+    client.stop()
+
+
 def test_the_broker_drops_packets_beyond_the_maximum_packet_size(broker):
     client, inbox = start_client(broker)
     publish(broker, [("dev/huge", b"x" * (300 * 1024)), ("dev/small", b"y" * (60 * 1024))])
@@ -225,8 +237,9 @@ def test_settings_are_validated_with_one_line_reasons():
         MqttSettings(host="h", client_id="x", password="secret")
     with pytest.raises(SettingsError, match="client certificate"):
         MqttSettings(host="h", client_id="x", keyfile="k.pem")
-    with pytest.raises(SettingsError, match="QoS"):
-        MqttSettings(host="h", client_id="x", qos=3)
+    for qos in (0, 2, 3):
+        with pytest.raises(SettingsError, match="QoS must be 1"):
+            MqttSettings(host="h", client_id="x", qos=qos)
     assert MqttSettings(host="h", client_id="x", tls=True).effective_port == 8883
     assert MqttSettings(host="h", client_id="x", protocol="3.1.1").inflight_window == 20
     with pytest.raises(SettingsError, match="cannot set up TLS"):
