@@ -269,7 +269,7 @@ class OwsIotEvent(models.Model):
     # -- ingestion -------------------------------------------------------------------
 
     @api.model
-    def ingest_events(self, events):
+    def ingest_events(self, events, device_ids=None):
         """Apply a batch of engine events to the database, idempotently.
 
         ``events`` is a list of mappings in the schema of ``services/events.py``
@@ -296,9 +296,16 @@ class OwsIotEvent(models.Model):
         batches applied in any order end in the same sessions. Devices are resolved
         within the caller's companies; callers are IoT managers or the superuser.
         The method never commits; it raises only on database failures.
+
+        ``device_ids`` (superuser only: the MQTT runtime and the cron) maps external
+        device ids to the ``mqtt.device`` record ids the engine ran them as; events
+        of those devices are applied to that record, without searching again (an
+        external id may exist in several companies, archived or not).
         """
         if not self.env.su and not self.env.user.has_group("ows_iot.group_ows_iot_manager"):
             raise AccessError(_("Only IoT managers may submit IoT events."))
+        if device_ids and not self.env.su:
+            raise AccessError(_("Only the ingestion runtime may name device records."))
         if not isinstance(events, list | tuple):
             raise UserError(_("IoT events must be submitted as a list."))
         results = [None] * len(events)
@@ -323,7 +330,8 @@ class OwsIotEvent(models.Model):
 
         known = self._ows_known_uids([event["event_uid"] for _index, event in accepted])
         devices = self._ows_resolve_devices(
-            {event["device_id"] for _index, event in accepted if event["event_uid"] not in known}
+            {event["device_id"] for _index, event in accepted if event["event_uid"] not in known},
+            device_ids,
         )
         to_insert = []
         for index, event in accepted:
@@ -373,12 +381,29 @@ class OwsIotEvent(models.Model):
         return known
 
     @api.model
-    def _ows_resolve_devices(self, external_ids):
+    def _ows_resolve_devices(self, external_ids, device_ids=None):
         """external id -> device, or -> an error message.
 
         Archived devices still take events, so a session running when its device is
-        archived can finish. The search runs with the caller's record rules.
+        archived can finish. The search runs with the caller's record rules; the
+        devices named in ``device_ids`` (external id -> record id) are taken as given.
         """
+        resolved = {}
+        given = {ext: device_ids[ext] for ext in external_ids if ext in (device_ids or {})}
+        if given:
+            records = (
+                self.env["mqtt.device"]
+                .sudo()
+                .with_context(active_test=False)
+                .browse(set(given.values()))
+                .exists()
+            )
+            by_id = {record.id: record for record in records}
+            for external_id, record_id in given.items():
+                record = by_id.get(record_id)
+                if record is not None and record.device_id == external_id:
+                    resolved[external_id] = record
+        external_ids = set(external_ids) - set(resolved)
         found = defaultdict(list)
         if external_ids:
             devices = (
@@ -388,7 +413,6 @@ class OwsIotEvent(models.Model):
             )
             for device in devices:
                 found[device.device_id].append(device.sudo())
-        resolved = {}
         for external_id in external_ids:
             matches = found.get(external_id, [])
             if len(matches) == 1:

@@ -349,7 +349,11 @@ class OwsIotRuntime(models.Model):
             ingestor.restore_device(device_id, states[record_id])
         events = ingestor.advance(now)
         if events:
-            results = self.env["ows.iot.event"].sudo().ingest_events([e.to_dict() for e in events])
+            results = (
+                self.env["ows.iot.event"]
+                .sudo()
+                .ingest_events([e.to_dict() for e in events], device_ids=ids)
+            )
             errors = [r for r in results if r["status"] == "error"]
             if errors:
                 _logger.warning(

@@ -441,7 +441,10 @@ class LeaderTerm:
                         raise LeadershipLost("the advisory lock is held by another session")
                     env = api.Environment(cr, SUPERUSER_ID, {})
                     if events:
-                        self._check_results(env["ows.iot.event"].ingest_events(events), events)
+                        self._check_results(
+                            env["ows.iot.event"].ingest_events(events, device_ids=self.ids),
+                            events,
+                        )
                     if states:
                         self._save_states(cr, states)
                 return

@@ -581,7 +581,7 @@ class TestApiCompanies(ApiCase):
             {
                 "name": "Twin",
                 "device_id": DEVICE_A,
-                "mqtt_topic": DEVICE_A,
+                "mqtt_topic": f"site-b/{DEVICE_A}",
                 "company_id": self.company_b.id,
             }
         )

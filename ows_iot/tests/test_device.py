@@ -182,3 +182,49 @@ class TestDevice(OwsIotCase):
             # The settings form still opens, showing what the leader uses.
             self.assertEqual(Settings.create({}).ows_iot_mqtt_qos, "1")
             self.assertEqual(Settings._ows_iot_broker_settings()["qos"], 1)
+
+    def test_topic_prefixes_must_not_nest_across_companies_and_archives(self):
+        archived = self.Device.create(
+            {
+                "name": "Old Lathe",
+                "device_id": "old-lathe",
+                "mqtt_topic": "workshop/lathe",
+                "company_id": self.company_b.id,
+                "active": False,
+            }
+        )
+        for topic in ("workshop/lathe", "/workshop/lathe/", "workshop", "workshop/lathe/spindle"):
+            with (
+                self.subTest(topic=topic),
+                self.assertRaisesRegex(
+                    ValidationError,
+                    r"overlaps with workshop/lathe of the device Old Lathe \(old-lathe",
+                ),
+                self.cr.savepoint(),
+            ):
+                self.Device.create({"name": "New", "device_id": "new-1", "mqtt_topic": topic})
+        # Changing a topic is checked as well, and names the other device.
+        with (
+            self.assertRaisesRegex(ValidationError, "of the device Shaper Origin"),
+            self.cr.savepoint(),
+        ):
+            archived.write({"mqtt_topic": f"{GEN2}/status"})
+        with (
+            self.assertRaisesRegex(ValidationError, "of the device Old Lathe"),
+            self.cr.savepoint(),
+        ):
+            self.device_b.write({"mqtt_topic": "workshop"})
+        # Nesting goes by path segments: a longer name is another topic.
+        for number, topic in enumerate(("workshop/lathe2", "workshop2", "workshop/mill")):
+            with self.subTest(topic=topic):
+                self.Device.create(
+                    {"name": "New", "device_id": f"new-{number}", "mqtt_topic": topic}
+                )
+        # Two new devices in one batch that clash with each other.
+        with self.assertRaisesRegex(ValidationError, "overlaps"), self.cr.savepoint():
+            self.Device.create(
+                [
+                    {"name": "A", "device_id": "a-1", "mqtt_topic": "hall/a"},
+                    {"name": "B", "device_id": "b-1", "mqtt_topic": "hall"},
+                ]
+            )
