@@ -424,6 +424,31 @@ class MqttDevice(models.Model):
                 )
             )
 
+    def _ows_fed_by_mqtt(self):
+        """The devices of ``self`` whose events belong to the MQTT runtime's engine.
+
+        Such a device's sessions and live state follow the engine's per-device
+        sequence (payload ``seq``); an event from elsewhere with a higher one would
+        freeze them. A device belongs to the engine once the engine has run it (it
+        has a snapshot, kept even when archived), and while it is active with a
+        broker configured (the leader listens to it, even before its first message).
+        """
+        if not self:
+            return self
+        broker = (
+            self.env["ir.config_parameter"].sudo().get_param("ows_iot.mqtt_host") or ""
+        ).strip()
+        self.flush_model(["engine_state", "active"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM mqtt_device WHERE id = ANY(%s) "
+                "AND (engine_state IS NOT NULL OR (%s AND active IS TRUE))",
+                self.ids,
+                bool(broker),
+            )
+        )
+        return self.browse(row[0] for row in self.env.cr.fetchall())
+
     @api.model
     def _ows_normalize_vals(self, vals):
         for key in ("device_id", "mqtt_topic", "channel", "power_path"):

@@ -16,6 +16,8 @@ from odoo.tools import SQL
 
 from ..services.events import (
     EVENT_TYPES,
+    FIGURE_LIMITS,
+    MAX_SEQ,
     PAYLOAD_FIGURES,
     SESSION_EVENT_TYPES,
     SESSION_STATUSES,
@@ -102,6 +104,13 @@ def _identifier(event, name, required=True, max_length=MAX_ID_LENGTH):
     return value.strip()
 
 
+def _valid_seq(seq):
+    """None, or an integer the seq columns (PostgreSQL integers) can hold."""
+    return seq is None or (
+        isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ
+    )
+
+
 def parse_envelope(event):
     """Check an event's envelope; returns it normalised.
 
@@ -130,8 +139,8 @@ def parse_envelope(event):
     except (TypeError, ValueError):
         raise EventError("payload must be plain JSON (no NaN or Infinity)") from None
     seq = payload.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
-        # Kept for the row; parse_payload reports it as a processing error.
+    if not _valid_seq(seq):
+        # Kept in the payload; parse_payload reports it as a processing error.
         seq = None
     return {
         "event_uid": uid,
@@ -150,9 +159,8 @@ def parse_payload(event):
     An event failing here is stored with its processing error.
     """
     payload = event["payload"]
-    seq = payload.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
-        raise EventError("payload.seq must be a non-negative integer")
+    if not _valid_seq(payload.get("seq")):
+        raise EventError(f"payload.seq must be an integer from 0 to {MAX_SEQ}")
     for key in PAYLOAD_FIGURES:
         value = payload.get(key)
         if value is None:
@@ -161,6 +169,9 @@ def parse_payload(event):
             raise EventError(f"payload.{key} must be a number")
         if not math.isfinite(value) or value < 0:
             raise EventError(f"payload.{key} must be a finite number, not negative")
+        if value > FIGURE_LIMITS[key]:
+            # Beyond what the columns (and the billing computed from them) can hold.
+            raise EventError(f"payload.{key} must be at most {FIGURE_LIMITS[key]:.0f}")
     state = payload.get("state")
     if state is None and event["event_type"] == "state_changed":
         state = payload.get("to_state")
