@@ -12,12 +12,14 @@ devices when no leader runs (or when their device was archived).
 
 import logging
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 
 from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json
 
 from odoo import _, api, fields, models
+from odoo.sql_db import db_connect
 
 from ..services.config import ConfigError
 from ..services.flush import running_totals, silent_for
@@ -158,9 +160,7 @@ class OwsIotRuntime(models.Model):
     last_error = fields.Text(readonly=True)
 
     def _compute_live(self):
-        cr = self.env.cr
-        cr.execute(*holder_sql(lock_key(cr.dbname)))
-        holder = cr.fetchone()
+        holder = self._ows_lock_holder()
         now = fields.Datetime.now()
         labels = dict(self._fields["state"]._description_selection(self.env))
         for record in self:
@@ -180,6 +180,24 @@ class OwsIotRuntime(models.Model):
             record.last_message_age_s = (
                 int((now - record.last_message_at).total_seconds()) if record.last_message_at else 0
             )
+
+    @api.model
+    def _ows_lock_holder(self):
+        """(pid, application name, ...) of the leader lock's holder, or None.
+
+        Asked on the primary: Odoo serves readonly requests (health, the status
+        form) from a replica cursor with --db_replica_host, and a replica's
+        pg_locks does not show the primary's advisory locks.
+        """
+        cr = self.env.cr
+        if not cr.readonly:
+            cr.execute(*holder_sql(lock_key(cr.dbname)))
+            return cr.fetchone()
+        # Not registry.cursor(): in test mode it refuses a read/write cursor opened
+        # from a readonly one; any connection to the primary sees its locks.
+        with closing(db_connect(cr.dbname).cursor()) as primary:
+            primary.execute(*holder_sql(lock_key(cr.dbname)))
+            return primary.fetchone()
 
     @api.depends("dropped")
     def _compute_dropped_text(self):

@@ -6,9 +6,10 @@ import json
 import os
 import threading
 import time
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
-from odoo.sql_db import connection_info_for
+from odoo.modules.neutralize import get_neutralization_queries
+from odoo.sql_db import Cursor, connection_info_for, db_connect
 from odoo.tests import TransactionCase, tagged
 
 from ..runtime import server as runtime_server
@@ -210,6 +211,48 @@ class TestCronWithLeader(RuntimeCase):
         status.invalidate_recordset()
         self.assertEqual(status.state, "stale")
         self.assertFalse(self.Runtime._ows_health()["broker"]["connected"])
+
+
+@tagged("post_install", "-at_install")
+class TestDeployment(RuntimeCase):
+    def test_the_lock_holder_is_read_on_the_primary_even_from_a_readonly_request(self):
+        lock = LeaderLock(connection_info_for(self.env.cr.dbname)[1], lock_key(self.env.cr.dbname))
+        self.assertTrue(lock.acquire())
+        self.addCleanup(lock.release)
+        opened = []
+
+        def primary_connection(dbname, *args, **kwargs):
+            opened.append((dbname, kwargs.get("readonly", False)))
+            return db_connect(dbname, *args, **kwargs)
+
+        status = self.Runtime._ows_get()
+        # A request served from a replica (--db_replica_host) has a readonly cursor.
+        with (
+            patch.object(Cursor, "readonly", PropertyMock(return_value=True)),
+            patch("odoo.addons.ows_iot.models.ows_iot_runtime.db_connect", primary_connection),
+        ):
+            status.invalidate_recordset()
+            holder = status.lock_holder
+        self.assertEqual(opened, [(self.env.cr.dbname, False)])
+        self.assertIn(f"backend {lock.backend_pid}", holder)
+        # On the primary already: no other connection.
+        status.invalidate_recordset()
+        self.assertIn(f"backend {lock.backend_pid}", status.lock_holder)
+
+    def test_neutralizing_a_copy_keeps_the_leader_off_the_broker(self):
+        self.env["ir.config_parameter"].sudo().set_param("ows_iot.mqtt_host", "broker.example")
+        self.env["ir.config_parameter"].sudo().set_param("ows_iot.mqtt_client_id", "ows-prod")
+        self.assertEqual(make_settings(broker_settings(self.env)).client_id, "ows-prod")
+        queries = list(get_neutralization_queries(["ows_iot"]))
+        self.assertEqual(len(queries), 1)
+        self.env.flush_all()
+        for query in queries:
+            self.env.cr.execute(query)
+        self.env.registry.clear_cache()
+        self.env.invalidate_all()
+        with self.assertRaisesRegex(SettingsError, "no MQTT broker configured"):
+            make_settings(broker_settings(self.env))
+        self.assertNotEqual(broker_settings(self.env)["client_id"], "ows-prod")
 
 
 @tagged("post_install", "-at_install")
