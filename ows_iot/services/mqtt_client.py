@@ -58,6 +58,10 @@ QOS = 1
 # MQTT 5 Maximum Packet Size announced to the broker: payloads over 64 KiB are
 # dropped by the parsers anyway; larger packets never reach the worker at all.
 MAX_PACKET_BYTES = 256 * 1024
+# MQTT 5 reason code of a DISCONNECT because another client connected with our id.
+SESSION_TAKEN_OVER = 0x8E
+# Then retry slowly: reconnecting at once would throw the other client out in turn.
+TAKEOVER_RETRY_S = 30
 # mosquitto's default max_inflight_messages, the window of MQTT 3.1.1 clients.
 MQTT311_INFLIGHT = 20
 # Numbers every connection of every client of the process: a message's generation
@@ -166,6 +170,8 @@ class ClientStats:
     messages: int = 0
     # Delivered at QoS 0 (published so by the device): lost if the leader dies first.
     qos0_messages: int = 0
+    # Disconnected because another client connected with the same client id.
+    takeovers: int = 0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -356,6 +362,7 @@ class MqttClient:
             if self._stopping:
                 return
             self._generation = next(_generations)
+            client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
             self.stats.connects += 1
             self.stats.session_present = bool(flags.session_present)
             self.stats.last_error = None
@@ -382,7 +389,19 @@ class MqttClient:
             if was_connected:
                 self.stats.disconnects += 1
         self._set_connected(False)
-        if was_connected and not self._stopping:
+        if was_connected and not self._stopping and _is_takeover(reason_code):
+            self.stats.takeovers += 1
+            self.stats.last_error = (
+                f"session taken over: another client — perhaps a copy of this database — "
+                f"uses client id {self.settings.client_id}"
+            )
+            self._logger.warning(
+                "MQTT broker %s ended the session: another client — perhaps a copy of this "
+                "database — uses client id %s; retrying in %ss",
+                self.settings.address, self.settings.client_id, TAKEOVER_RETRY_S,
+            )  # fmt: skip
+            client.reconnect_delay_set(TAKEOVER_RETRY_S, TAKEOVER_RETRY_S)
+        elif was_connected and not self._stopping:
             self.stats.last_error = f"connection lost: {reason_code}"
             self._logger.warning(
                 "MQTT connection to %s lost (%s); reconnecting", self.settings.address, reason_code
@@ -425,6 +444,10 @@ class MqttClient:
                 dup=bool(msg.dup),
             )
         )
+
+
+def _is_takeover(reason_code) -> bool:
+    return getattr(reason_code, "value", reason_code) == SESSION_TAKEN_OVER
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:

@@ -13,7 +13,13 @@ from odoo.sql_db import Cursor, connection_info_for, db_connect
 from odoo.tests import TransactionCase, tagged
 
 from ..runtime import server as runtime_server
-from ..runtime.supervisor import DatabaseRuntime, LeaderTerm, broker_settings, make_settings
+from ..runtime.supervisor import (
+    DatabaseRuntime,
+    LeaderTerm,
+    broker_settings,
+    make_settings,
+    warn_shared_client_ids,
+)
 from ..services.ingestor import Ingestor
 from ..services.leader import LeaderLock, lock_key
 from ..services.mqtt_client import SettingsError
@@ -238,6 +244,19 @@ class TestDeployment(RuntimeCase):
         # On the primary already: no other connection.
         status.invalidate_recordset()
         self.assertIn(f"backend {lock.backend_pid}", status.lock_holder)
+
+    def test_databases_sharing_a_client_id_are_warned_about_once(self):
+        warned = set()
+        client_ids = {"prod": "ows-iot-site", "copy": "ows-iot-site", "other": "x", "off": None}
+        with self.assertLogs("odoo.addons.ows_iot.runtime.supervisor", "WARNING") as logs:
+            warn_shared_client_ids(client_ids, warned)
+        self.assertEqual(len(logs.output), 1)
+        self.assertIn(
+            "databases copy, prod use the same MQTT client id ows-iot-site", logs.output[0]
+        )
+        with self.assertNoLogs("odoo.addons.ows_iot.runtime.supervisor", "WARNING"):
+            warn_shared_client_ids(client_ids, warned)
+            warn_shared_client_ids({"prod": "ows-iot-site", "off": None}, warned)
 
     def test_neutralizing_a_copy_keeps_the_leader_off_the_broker(self):
         self.env["ir.config_parameter"].sudo().set_param("ows_iot.mqtt_host", "broker.example")

@@ -213,6 +213,27 @@ def test_reconnects_within_two_seconds_of_the_broker_listening_again(broker):
     client.stop()
 
 
+def test_a_session_taken_over_names_the_client_id(caplog):
+    # Mosquitto 2.0.11 closes the old connection without a reason; newer brokers send
+    # DISCONNECT "Session taken over" (0x8E) to MQTT 5 clients: played here.
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    client = MqttClient(MqttSettings(host="127.0.0.1", client_id="ows-iot-shared"), Inbox())
+    client.stats.connected = True
+    flags = mqtt.DisconnectFlags(is_disconnect_packet_from_server=True)
+    reason = ReasonCode(PacketTypes.DISCONNECT, identifier=0x8E)
+    client._handle_disconnect(client.client, None, flags, reason, None)
+    assert client.stats.takeovers == 1 and not client.connected
+    assert client.stats.last_error == (
+        "session taken over: another client — perhaps a copy of this database — "
+        "uses client id ows-iot-shared"
+    )
+    assert "uses client id ows-iot-shared" in caplog.text
+    # It does not throw the other client out again at once.
+    assert client.client._reconnect_min_delay == 30
+
+
 def test_reconnect_backoff_is_capped(tmp_path):
     broker = Mosquitto(tmp_path / "broker")
     # Nobody listens: the client keeps trying and reports why, never raises.
