@@ -305,11 +305,46 @@ class OwsIotApi(http.Controller):
                 )
                 continue
             valid.append((index, event))
+        valid = self._refuse_mqtt_devices(valid, results)
         if valid:
             outcomes = request.env["ows.iot.event"].ingest_events([event for _i, event in valid])
             for (index, _event), outcome in zip(valid, outcomes, strict=True):
                 results[index] = self._outcome(index, outcome)
         return results
+
+    def _refuse_mqtt_devices(self, valid, results):
+        """Keep the sequence spaces apart: no REST events for the MQTT engine's devices.
+
+        Sessions and live state follow the newest ``seq``; a REST event for a device
+        the engine feeds (see ``mqtt.device._ows_fed_by_mqtt``) could outrank every
+        later engine event. Returns the events that may go on; the others get an
+        error on ``device_id``.
+        """
+        external_ids = {event["device_id"] for _index, event in valid}
+        devices = (
+            request.env["mqtt.device"]
+            .with_context(active_test=False)
+            .search([("device_id", "in", list(external_ids))])
+        )
+        owned = set(devices._ows_fed_by_mqtt().mapped("device_id"))
+        if not owned:
+            return valid
+        allowed = []
+        for index, event in valid:
+            if event["device_id"] in owned:
+                results[index] = self._result(
+                    index,
+                    event["event_uid"],
+                    "error",
+                    f"device_id {event['device_id']!r} is fed by the MQTT runtime, whose "
+                    "engine numbers its events; the REST API takes events only for "
+                    "devices the runtime does not run (archived, or no broker configured, "
+                    "and never run by the engine)",
+                    "device_id",
+                )
+            else:
+                allowed.append((index, event))
+        return allowed
 
     def _validate(self, event):
         """Structure and types here; the ingestion's own rules next, before any write.

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta, timezone
 
 from ..services.events import (
     EVENT_TYPES,
+    FIGURE_LIMITS,
+    MAX_SEQ,
     PAYLOAD_FIGURES,
     SESSION_EVENT_TYPES,
     SESSION_STATUSES,
@@ -43,9 +45,6 @@ _RFC3339_RE = re.compile(
     r"(?:Z|([+-])([01]\d|2[0-3]):([0-5]\d))$",
     re.ASCII,
 )
-MAX_SEQ = 2**31 - 1  # the event's seq column is a PostgreSQL integer
-# Payload figures (seconds, W, Wh) far beyond any machine, but still exact floats.
-MAX_FIGURE = 1e12
 EVENT_FIELDS = ("event_uid", "event_type", "device_id", "session_id", "timestamp", "payload")
 PAYLOAD_STATES = ("state", "from_state", "to_state")
 
@@ -195,8 +194,10 @@ def validate_payload(event_type: str, payload: object) -> dict:
         field = f"payload.{key}"
         if not _is_number(value):
             raise ApiValidationError(field, f"{field} must be a number")
-        if not 0 <= value <= MAX_FIGURE:
-            raise ApiValidationError(field, f"{field} must be between 0 and {MAX_FIGURE:g}")
+        if not 0 <= value <= FIGURE_LIMITS[key]:
+            raise ApiValidationError(
+                field, f"{field} must be between 0 and {FIGURE_LIMITS[key]:.0f}"
+            )
     seq = payload.get("seq")
     if seq is not None and (
         isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ

@@ -3,6 +3,7 @@ import dataclasses
 
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import SQL
 
 from ..services.billing import ROUNDING_MODES
 from ..services.config import ConfigError, DeviceConfig
@@ -377,6 +378,76 @@ class MqttDevice(models.Model):
                 raise ValidationError(
                     _("%(device)s: %(error)s", device=device.name, error=exc)
                 ) from exc
+
+    @api.constrains("mqtt_topic")
+    def _check_mqtt_topic_owned_once(self):
+        """A topic belongs to one device: no prefix may equal or nest in another's.
+
+        Checked across all companies and archived devices too: the leader listens
+        to one broker for the whole database, and an archived device may come back.
+        Prefixes nest path segment by segment (``a/b`` in ``a``, not ``ab`` in ``a``).
+        """
+        self.env["mqtt.device"].flush_model(["mqtt_topic", "name", "device_id", "company_id"])
+        for device in self:
+            prefix = (device.mqtt_topic or "").strip("/")
+            if not prefix:
+                continue
+            segments = prefix.split("/")
+            ancestors = ["/".join(segments[:count]) for count in range(1, len(segments) + 1)]
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM mqtt_device WHERE id != %s AND "
+                    "(btrim(mqtt_topic, '/') = ANY(%s) OR btrim(mqtt_topic, '/') LIKE %s) "
+                    "ORDER BY id LIMIT 1",
+                    device.id,
+                    ancestors,
+                    escaped + "/%",
+                )
+            )
+            row = self.env.cr.fetchone()
+            if row is None:
+                continue
+            other = self.sudo().with_context(active_test=False).browse(row[0])
+            raise ValidationError(
+                _(
+                    "%(device)s: the MQTT topic prefix %(topic)s overlaps with %(other_topic)s "
+                    "of the device %(other)s (%(other_id)s, %(company)s%(archived)s). A topic "
+                    "prefix must not equal or contain another device's.",
+                    device=device.name,
+                    topic=prefix,
+                    other_topic=other.mqtt_topic.strip("/"),
+                    other=other.name,
+                    other_id=other.device_id,
+                    company=other.company_id.name,
+                    archived="" if other.active else _(", archived"),
+                )
+            )
+
+    def _ows_fed_by_mqtt(self):
+        """The devices of ``self`` whose events belong to the MQTT runtime's engine.
+
+        Such a device's sessions and live state follow the engine's per-device
+        sequence (payload ``seq``); an event from elsewhere with a higher one would
+        freeze them. A device belongs to the engine once the engine has run it (it
+        has a snapshot, kept even when archived), and while it is active with a
+        broker configured (the leader listens to it, even before its first message).
+        """
+        if not self:
+            return self
+        broker = (
+            self.env["ir.config_parameter"].sudo().get_param("ows_iot.mqtt_host") or ""
+        ).strip()
+        self.flush_model(["engine_state", "active"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM mqtt_device WHERE id = ANY(%s) "
+                "AND (engine_state IS NOT NULL OR (%s AND active IS TRUE))",
+                self.ids,
+                bool(broker),
+            )
+        )
+        return self.browse(row[0] for row in self.env.cr.fetchall())
 
     @api.model
     def _ows_normalize_vals(self, vals):

@@ -16,6 +16,8 @@ from odoo.tools import SQL
 
 from ..services.events import (
     EVENT_TYPES,
+    FIGURE_LIMITS,
+    MAX_SEQ,
     PAYLOAD_FIGURES,
     SESSION_EVENT_TYPES,
     SESSION_STATUSES,
@@ -110,6 +112,13 @@ def _identifier(event, name, required=True, max_length=MAX_ID_LENGTH):
     return value.strip()
 
 
+def _valid_seq(seq):
+    """None, or an integer the seq columns (PostgreSQL integers) can hold."""
+    return seq is None or (
+        isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ
+    )
+
+
 def parse_envelope(event):
     """Check an event's envelope; returns it normalised.
 
@@ -138,8 +147,8 @@ def parse_envelope(event):
     except (TypeError, ValueError):
         raise EventError("payload must be plain JSON (no NaN or Infinity)") from None
     seq = payload.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
-        # Kept for the row; parse_payload reports it as a processing error.
+    if not _valid_seq(seq):
+        # Kept in the payload; parse_payload reports it as a processing error.
         seq = None
     return {
         "event_uid": uid,
@@ -158,9 +167,8 @@ def parse_payload(event):
     An event failing here is stored with its processing error.
     """
     payload = event["payload"]
-    seq = payload.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
-        raise EventError("payload.seq must be a non-negative integer")
+    if not _valid_seq(payload.get("seq")):
+        raise EventError(f"payload.seq must be an integer from 0 to {MAX_SEQ}")
     for key in PAYLOAD_FIGURES:
         value = payload.get(key)
         if value is None:
@@ -169,6 +177,9 @@ def parse_payload(event):
             raise EventError(f"payload.{key} must be a number")
         if not math.isfinite(value) or value < 0:
             raise EventError(f"payload.{key} must be a finite number, not negative")
+        if value > FIGURE_LIMITS[key]:
+            # Beyond what the columns (and the billing computed from them) can hold.
+            raise EventError(f"payload.{key} must be at most {FIGURE_LIMITS[key]:.0f}")
     state = payload.get("state")
     if state is None and event["event_type"] == "state_changed":
         state = payload.get("to_state")
@@ -277,7 +288,7 @@ class OwsIotEvent(models.Model):
     # -- ingestion -------------------------------------------------------------------
 
     @api.model
-    def ingest_events(self, events):
+    def ingest_events(self, events, device_ids=None):
         """Apply a batch of engine events to the database, idempotently.
 
         ``events`` is a list of mappings in the schema of ``services/events.py``
@@ -304,9 +315,16 @@ class OwsIotEvent(models.Model):
         batches applied in any order end in the same sessions. Devices are resolved
         within the caller's companies; callers are IoT managers or the superuser.
         The method never commits; it raises only on database failures.
+
+        ``device_ids`` (superuser only: the MQTT runtime and the cron) maps external
+        device ids to the ``mqtt.device`` record ids the engine ran them as; events
+        of those devices are applied to that record, without searching again (an
+        external id may exist in several companies, archived or not).
         """
         if not self.env.su and not self.env.user.has_group("ows_iot.group_ows_iot_manager"):
             raise AccessError(_("Only IoT managers may submit IoT events."))
+        if device_ids and not self.env.su:
+            raise AccessError(_("Only the ingestion runtime may name device records."))
         if not isinstance(events, list | tuple):
             raise UserError(_("IoT events must be submitted as a list."))
         results = [None] * len(events)
@@ -331,7 +349,8 @@ class OwsIotEvent(models.Model):
 
         known = self._ows_known_uids([event["event_uid"] for _index, event in accepted])
         devices = self._ows_resolve_devices(
-            {event["device_id"] for _index, event in accepted if event["event_uid"] not in known}
+            {event["device_id"] for _index, event in accepted if event["event_uid"] not in known},
+            device_ids,
         )
         to_insert = []
         for index, event in accepted:
@@ -435,12 +454,29 @@ class OwsIotEvent(models.Model):
         return known
 
     @api.model
-    def _ows_resolve_devices(self, external_ids):
+    def _ows_resolve_devices(self, external_ids, device_ids=None):
         """external id -> device, or -> an error message.
 
         Archived devices still take events, so a session running when its device is
-        archived can finish. The search runs with the caller's record rules.
+        archived can finish. The search runs with the caller's record rules; the
+        devices named in ``device_ids`` (external id -> record id) are taken as given.
         """
+        resolved = {}
+        given = {ext: device_ids[ext] for ext in external_ids if ext in (device_ids or {})}
+        if given:
+            records = (
+                self.env["mqtt.device"]
+                .sudo()
+                .with_context(active_test=False)
+                .browse(set(given.values()))
+                .exists()
+            )
+            by_id = {record.id: record for record in records}
+            for external_id, record_id in given.items():
+                record = by_id.get(record_id)
+                if record is not None and record.device_id == external_id:
+                    resolved[external_id] = record
+        external_ids = set(external_ids) - set(resolved)
         found = defaultdict(list)
         if external_ids:
             devices = (
@@ -450,7 +486,6 @@ class OwsIotEvent(models.Model):
             )
             for device in devices:
                 found[device.device_id].append(device.sudo())
-        resolved = {}
         for external_id in external_ids:
             matches = found.get(external_id, [])
             if len(matches) == 1:

@@ -12,12 +12,14 @@ devices when no leader runs (or when their device was archived).
 
 import logging
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 
 from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json
 
 from odoo import _, api, fields, models
+from odoo.sql_db import db_connect
 
 from ..services.config import ConfigError
 from ..services.flush import running_totals, silent_for
@@ -56,6 +58,7 @@ REPORT_FIELDS = {
     "session_present": "session_present",
     "messages": "messages",
     "redelivered": "redelivered",
+    "qos0_messages": "qos0_messages",
     "messages_per_s": "messages_per_s",
     "events": "events",
     "commits": "commits",
@@ -131,6 +134,12 @@ class OwsIotRuntime(models.Model):
         readonly=True,
         help="Messages the broker delivered again because no one had acknowledged them.",
     )
+    qos0_messages = fields.Integer(
+        string="Delivered at QoS 0 (this term)",
+        readonly=True,
+        help="Messages the devices published at QoS 0: no broker delivers them again, so "
+        "they are lost if Odoo stops before saving them. Let the devices publish at QoS 1.",
+    )
     messages_per_s = fields.Float(string="Messages per Second", readonly=True, digits=(16, 2))
     last_message_at = fields.Datetime(readonly=True)
     events = fields.Integer(string="Events (this term)", readonly=True)
@@ -156,9 +165,7 @@ class OwsIotRuntime(models.Model):
         return result
 
     def _compute_live(self):
-        cr = self.env.cr
-        cr.execute(*holder_sql(lock_key(cr.dbname)))
-        holder = cr.fetchone()
+        holder = self._ows_lock_holder()
         now = fields.Datetime.now()
         labels = dict(self._fields["state"]._description_selection(self.env))
         for record in self:
@@ -178,6 +185,24 @@ class OwsIotRuntime(models.Model):
             record.last_message_age_s = (
                 int((now - record.last_message_at).total_seconds()) if record.last_message_at else 0
             )
+
+    @api.model
+    def _ows_lock_holder(self):
+        """(pid, application name, ...) of the leader lock's holder, or None.
+
+        Asked on the primary: Odoo serves readonly requests (health, the status
+        form) from a replica cursor with --db_replica_host, and a replica's
+        pg_locks does not show the primary's advisory locks.
+        """
+        cr = self.env.cr
+        if not cr.readonly:
+            cr.execute(*holder_sql(lock_key(cr.dbname)))
+            return cr.fetchone()
+        # Not registry.cursor(): in test mode it refuses a read/write cursor opened
+        # from a readonly one; any connection to the primary sees its locks.
+        with closing(db_connect(cr.dbname).cursor()) as primary:
+            primary.execute(*holder_sql(lock_key(cr.dbname)))
+            return primary.fetchone()
 
     @api.depends("dropped")
     def _compute_dropped_text(self):
@@ -243,6 +268,7 @@ class OwsIotRuntime(models.Model):
             "counters": {
                 "messages": record.messages,
                 "redelivered": record.redelivered,
+                "qos0_messages": record.qos0_messages,
                 "messages_per_s": record.messages_per_s,
                 "events": record.events,
                 "commits": record.commits,
@@ -350,7 +376,11 @@ class OwsIotRuntime(models.Model):
             ingestor.restore_device(device_id, states[record_id])
         events = ingestor.advance(now)
         if events:
-            results = self.env["ows.iot.event"].sudo().ingest_events([e.to_dict() for e in events])
+            results = (
+                self.env["ows.iot.event"]
+                .sudo()
+                .ingest_events([e.to_dict() for e in events], device_ids=ids)
+            )
             errors = [r for r in results if r["status"] == "error"]
             if errors:
                 _logger.warning(

@@ -58,13 +58,24 @@ class ResConfigSettings(models.TransientModel):
     ows_iot_mqtt_keepalive = fields.Integer(
         string="Keepalive (s)", config_parameter="ows_iot.mqtt_keepalive", default=DEFAULT_KEEPALIVE
     )
+    # Only QoS 1: a QoS 2 message is acknowledged on arrival, before what it produced
+    # is committed, so a crash would lose it; QoS 0 is never redelivered.
     ows_iot_mqtt_qos = fields.Selection(
-        [("0", "0 - at most once"), ("1", "1 - at least once"), ("2", "2 - exactly once")],
+        [("1", "1 - at least once")],
         string="MQTT QoS",
         config_parameter="ows_iot.mqtt_qos",
         default=str(DEFAULT_QOS),
-        help="Quality of service of the subscriptions; 1 is recommended.",
+        help="Quality of service of the subscriptions: always 1, so that a message is "
+        "acknowledged only after it is saved. Devices must publish at QoS 1 too: a "
+        "message published at QoS 0 is lost if Odoo stops before saving it.",
     )
+
+    @api.model
+    def get_values(self):
+        res = super().get_values()
+        # Databases set up when QoS 0 and 2 were offered may still store them.
+        res["ows_iot_mqtt_qos"] = str(DEFAULT_QOS)
+        return res
 
     @api.constrains("ows_iot_mqtt_port", "ows_iot_mqtt_keepalive")
     def _check_ows_iot_mqtt(self):
@@ -99,5 +110,7 @@ class ResConfigSettings(models.TransientModel):
             "client_id": params.get_param("ows_iot.mqtt_client_id")
             or f"ows-iot-{database_uuid[:12]}",
             "keepalive": integer("ows_iot.mqtt_keepalive", DEFAULT_KEEPALIVE),
-            "qos": min(max(integer("ows_iot.mqtt_qos", DEFAULT_QOS), 0), 2),
+            # Whatever an older version stored (0 or 2): the only QoS that is acked
+            # after the commit.
+            "qos": DEFAULT_QOS,
         }

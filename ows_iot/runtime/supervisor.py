@@ -86,6 +86,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._runtimes = {}
+        self._warned_client_ids = set()
         self._thread = threading.Thread(target=self._run, name="ows_iot.supervisor", daemon=True)
 
     def start(self):
@@ -120,6 +121,9 @@ class Supervisor:
 
     def _scan(self):
         wanted = set(self._databases())
+        warn_shared_client_ids(
+            {dbname: _configured_client_id(dbname) for dbname in wanted}, self._warned_client_ids
+        )
         with self._lock:
             if self._stop.is_set():
                 return
@@ -162,6 +166,51 @@ def _has_ows_iot(dbname):
             return cr.fetchone() is not None
     except psycopg2.Error:
         return None
+
+
+def _configured_client_id(dbname):
+    """The MQTT client id a database's leader would connect with; None without a broker.
+
+    Read with plain SQL, like res.config.settings._ows_iot_broker_settings derives it.
+    """
+    try:
+        with closing(odoo.sql_db.db_connect(dbname).cursor()) as cr:
+            cr.execute(
+                "SELECT key, value FROM ir_config_parameter WHERE key IN "
+                "('ows_iot.mqtt_host', 'ows_iot.mqtt_client_id', 'database.uuid')"
+            )
+            params = dict(cr.fetchall())
+    except psycopg2.Error:
+        return None
+    if not (params.get("ows_iot.mqtt_host") or "").strip():
+        return None
+    uuid = params.get("database.uuid") or dbname
+    return params.get("ows_iot.mqtt_client_id") or f"ows-iot-{uuid[:12]}"
+
+
+def warn_shared_client_ids(client_ids, warned):
+    """Warn once when databases of this process would share one MQTT client id.
+
+    ``client_ids`` maps database names to client ids (None: no broker). Two leaders
+    with one client id throw each other off the broker and take each other's
+    queued messages: typically a restored copy of a database that was not
+    neutralized.
+    """
+    databases = {}
+    for dbname, client_id in client_ids.items():
+        if client_id:
+            databases.setdefault(client_id, []).append(dbname)
+    for client_id, dbnames in sorted(databases.items()):
+        key = (client_id, tuple(sorted(dbnames)))
+        if len(dbnames) > 1 and key not in warned:
+            warned.add(key)
+            _logger.warning(
+                "ows_iot: databases %s use the same MQTT client id %s: their leaders would "
+                "take over each other's broker session; give each its own client id "
+                "(Settings → IoT) or neutralize copies (odoo-bin neutralize)",
+                ", ".join(key[1]),
+                client_id,
+            )
 
 
 class DatabaseRuntime:
@@ -512,7 +561,10 @@ class LeaderTerm:
                         )
                     env = api.Environment(cr, SUPERUSER_ID, {})
                     if events:
-                        self._check_results(env["ows.iot.event"].ingest_events(events), events)
+                        self._check_results(
+                            env["ows.iot.event"].ingest_events(events, device_ids=self.ids),
+                            events,
+                        )
                     if failed:
                         env["ows.iot.event"]._ows_record_failed(failed, self.ids)
                     if states:
@@ -575,6 +627,7 @@ class LeaderTerm:
             "connected": bool(stats and stats.connected),
             "connected_since": stats.connected_since if stats else None,
             "reconnects": stats.reconnects if stats else 0,
+            "qos0_messages": stats.qos0_messages if stats else 0,
             "session_present": bool(stats and stats.session_present),
             "filters": sorted(client.filters) if client is not None else [],
             "last_error": last_error,

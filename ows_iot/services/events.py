@@ -36,6 +36,15 @@ SESSION_EVENT_TYPES = EVENT_TYPES[:5]
 STATES = ("idle", "starting", "standby", "working", "stopping")
 SESSION_STATUSES = ("running", "completed", "timeout")
 # Payload keys holding seconds, watts or watt-hours: finite and not negative.
+DURATION_FIGURES = (
+    "working_s",
+    "standby_s",
+    "total_s",
+    "interval_working_s",
+    "interval_standby_s",
+)
+POWER_FIGURES = ("power_w", "start_power_w", "end_power_w", "avg_power_w", "peak_power_w")
+ENERGY_FIGURES = ("energy_wh",)
 PAYLOAD_FIGURES = (
     "working_s",
     "standby_s",
@@ -49,6 +58,19 @@ PAYLOAD_FIGURES = (
     "interval_working_s",
     "interval_standby_s",
 )
+# What the columns and the engine hold. seq is stored in PostgreSQL integers.
+MAX_SEQ = 2**31 - 1
+# Ten years: longer than any session, and its billable units (an integer column)
+# still fit with a billing unit of one second.
+MAX_DURATION_S = 10 * 366 * 86400
+# The parsers drop readings beyond 100 kW: no engine figure exceeds it.
+MAX_POWER_W = 100_000.0
+MAX_ENERGY_WH = MAX_POWER_W * MAX_DURATION_S / 3600
+FIGURE_LIMITS = {
+    **dict.fromkeys(DURATION_FIGURES, MAX_DURATION_S),
+    **dict.fromkeys(POWER_FIGURES, MAX_POWER_W),
+    **dict.fromkeys(ENERGY_FIGURES, MAX_ENERGY_WH),
+}
 
 # Fixed namespace: uids and session ids are reproducible across runs and machines.
 UID_NAMESPACE = uuid.UUID("6f0d3c8e-5b7a-4f1e-9a51-0e2b7c4d9a10")

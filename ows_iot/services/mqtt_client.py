@@ -8,8 +8,14 @@
   is called, after what it produced was committed. Acks of messages received on
   an earlier connection are skipped: the broker redelivers those anyway, and a
   packet id from an old connection may name another message on the new one.
-- Reconnects forever with capped exponential backoff, re-subscribes on every
-  connect, and subscribes/unsubscribes the difference when the filters change.
+- Subscribes with QoS 1 only: a QoS 2 message is acknowledged by paho on arrival
+  (before it is committed), so a crash would lose it. Messages that still arrive
+  at QoS 0 (the device published them so) are counted: no broker redelivers them.
+- Reconnects forever, retrying every second (a broker restart costs seconds, not
+  a backoff of tens of seconds), re-subscribes on every connect, and
+  subscribes/unsubscribes the difference when the filters change.
+- MQTT 5: announces a Maximum Packet Size, so that the broker drops (instead of
+  delivering) a packet that would only strain the worker's memory.
 - Retained messages describe the past, not the device now: MQTT 5 subscriptions
   ask the broker not to send them, and the runner skips any that still arrive.
 
@@ -42,8 +48,20 @@ DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
 # Filters per SUBSCRIBE/UNSUBSCRIBE packet: keeps packets small with many devices.
 FILTERS_PER_PACKET = 200
+# paho doubles the delay from the minimum up to the maximum: with both at 1 s the
+# client is back within about a second of the broker listening again, at the cost
+# of one connection attempt per second while it is down.
 RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
+RECONNECT_MAX_S = 1
+# The only QoS whose messages are acknowledged after the commit (see ack()).
+QOS = 1
+# MQTT 5 Maximum Packet Size announced to the broker: payloads over 64 KiB are
+# dropped by the parsers anyway; larger packets never reach the worker at all.
+MAX_PACKET_BYTES = 256 * 1024
+# MQTT 5 reason code of a DISCONNECT because another client connected with our id.
+SESSION_TAKEN_OVER = 0x8E
+# Then retry slowly: reconnecting at once would throw the other client out in turn.
+TAKEOVER_RETRY_S = 30
 # mosquitto's default max_inflight_messages, the window of MQTT 3.1.1 clients.
 MQTT311_INFLIGHT = 20
 # Numbers every connection of every client of the process: a message's generation
@@ -86,8 +104,13 @@ class MqttSettings:
             raise SettingsError("MQTT client id too long")
         if self.port is not None and not 0 < self.port < 65536:
             raise SettingsError(f"broker port out of range: {self.port}")
-        if self.qos not in (0, 1, 2):
-            raise SettingsError(f"QoS must be 0, 1 or 2, not {self.qos}")
+        if self.qos != QOS:
+            # QoS 2 is acknowledged on arrival, QoS 0 never redelivered: either loses
+            # messages when the leader dies before its commit.
+            raise SettingsError(
+                f"QoS must be {QOS} (at least once), not {self.qos}: "
+                "only QoS 1 messages are acknowledged after they are committed"
+            )
         if self.protocol not in PROTOCOLS:
             raise SettingsError(f"MQTT protocol must be one of {', '.join(PROTOCOLS)}")
         if self.keyfile and not self.certfile:
@@ -145,6 +168,10 @@ class ClientStats:
     subscribe_failures: int = 0
     subscriptions: int = 0
     messages: int = 0
+    # Delivered at QoS 0 (published so by the device): lost if the leader dies first.
+    qos0_messages: int = 0
+    # Disconnected because another client connected with the same client id.
+    takeovers: int = 0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -226,6 +253,7 @@ class MqttClient:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
         props.ReceiveMaximum = self.settings.receive_maximum
+        props.MaximumPacketSize = MAX_PACKET_BYTES
         return props
 
     # -- life cycle --------------------------------------------------------------
@@ -334,6 +362,7 @@ class MqttClient:
             if self._stopping:
                 return
             self._generation = next(_generations)
+            client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
             self.stats.connects += 1
             self.stats.session_present = bool(flags.session_present)
             self.stats.last_error = None
@@ -360,7 +389,19 @@ class MqttClient:
             if was_connected:
                 self.stats.disconnects += 1
         self._set_connected(False)
-        if was_connected and not self._stopping:
+        if was_connected and not self._stopping and _is_takeover(reason_code):
+            self.stats.takeovers += 1
+            self.stats.last_error = (
+                f"session taken over: another client — perhaps a copy of this database — "
+                f"uses client id {self.settings.client_id}"
+            )
+            self._logger.warning(
+                "MQTT broker %s ended the session: another client — perhaps a copy of this "
+                "database — uses client id %s; retrying in %ss",
+                self.settings.address, self.settings.client_id, TAKEOVER_RETRY_S,
+            )  # fmt: skip
+            client.reconnect_delay_set(TAKEOVER_RETRY_S, TAKEOVER_RETRY_S)
+        elif was_connected and not self._stopping:
             self.stats.last_error = f"connection lost: {reason_code}"
             self._logger.warning(
                 "MQTT connection to %s lost (%s); reconnecting", self.settings.address, reason_code
@@ -389,6 +430,8 @@ class MqttClient:
             # Not a topic any device of ours publishes; the runner drops and acks it.
             topic = msg._topic.decode("utf-8", "replace")
         self.stats.messages += 1
+        if msg.qos == 0:
+            self.stats.qos0_messages += 1
         self._on_message(
             Message(
                 topic=topic,
@@ -401,6 +444,10 @@ class MqttClient:
                 dup=bool(msg.dup),
             )
         )
+
+
+def _is_takeover(reason_code) -> bool:
+    return getattr(reason_code, "value", reason_code) == SESSION_TAKEN_OVER
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:

@@ -19,7 +19,7 @@ from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..controllers.validation import MAX_BATCH_EVENTS, MAX_BODY_BYTES
-from ..services.events import EVENT_TYPES
+from ..services.events import EVENT_TYPES, MAX_DURATION_S, MAX_SEQ
 from ..services.leader import lock_key
 from .common import T0, device_event, session_event
 
@@ -488,6 +488,105 @@ class TestApiEvents(ApiCase):
 
 
 @tagged("post_install", "-at_install")
+class TestApiSequenceSpaces(ApiCase):
+    """REST events never compete with the MQTT engine's per-device sequence."""
+
+    def set_broker(self, host):
+        self.env["ir.config_parameter"].sudo().set_param("ows_iot.mqtt_host", host)
+
+    def set_engine_state(self, device):
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE mqtt_device SET engine_state = '{\"seq\": 2}'::jsonb WHERE id = %s",
+            [device.id],
+        )
+        device.invalidate_recordset(["engine_state"])
+
+    def assert_refused(self, response, device_id=DEVICE_A):
+        self.assertEqual(response.status_code, 400, response.text)
+        body = response.json()
+        self.assertEqual(body["field"], "device_id")
+        self.assertIn(f"{device_id!r} is fed by the MQTT runtime", body["message"])
+
+    def test_a_session_of_the_engine_cannot_be_frozen_by_a_huge_seq(self):
+        self.set_broker("broker.example")
+        Event = self.env["ows.iot.event"].sudo()
+        first = session_event(DEVICE_A, "session_started", 1, 3, working=3)
+        Event.ingest_events([first], device_ids={DEVICE_A: self.device.id})
+        self.set_engine_state(self.device)
+        count = self.event_count()
+        hostile = api_event(
+            session_event(DEVICE_A, "session_heartbeat", MAX_SEQ, 10, working=10, state="standby")
+        )
+        self.assert_refused(self.post(hostile))
+        self.assertEqual(self.event_count(), count)
+        # The engine's next event still moves the session and the device on.
+        later = session_event(DEVICE_A, "session_stopped", 2, 70, working=60, end=60)
+        [result] = Event.ingest_events([later], device_ids={DEVICE_A: self.device.id})
+        self.assertEqual(result["status"], "created", result["message"])
+        session = self.env["mqtt.session"].sudo().search([("session_id", "=", first["session_id"])])
+        self.assertEqual(session.status, "completed")
+        self.assertEqual(session.last_event_seq, 2)
+        self.assertEqual(self.device.current_state, "idle")
+
+    def test_devices_the_runtime_runs_take_no_rest_events(self):
+        # No broker, never run by the engine: a device of the REST producers.
+        self.assertEqual(self.post(online(seq=1)).status_code, 201)
+        # Active with a broker configured: the leader listens to it.
+        self.set_broker("broker.example")
+        self.assert_refused(self.post(online(seq=2, offset=1)))
+        # Archived: the leader no longer listens.
+        self.device.active = False
+        self.assertEqual(self.post(online(seq=3, offset=2)).status_code, 201)
+        # Once the engine ran it, its sequence stays the engine's, archived or not.
+        self.set_engine_state(self.device)
+        self.assert_refused(self.post(online(seq=4, offset=3)))
+        self.set_broker("")
+        self.assert_refused(self.post(online(seq=5, offset=4)))
+        # In a batch, only the engine's device is refused.
+        body = self.post([online(seq=6, offset=5), online(DEVICE_B, seq=1)], key=self.key_b).json()
+        self.assertEqual([r["status"] for r in body["results"]], ["error", "created"])
+
+    def test_numbers_beyond_their_columns_are_400_naming_the_field(self):
+        count = self.event_count()
+        for field, value in (
+            ("working_s", 1e12),
+            ("standby_s", MAX_DURATION_S + 1),
+            ("interval_working_s", 1e15),
+            ("power_w", 1e6),
+            ("peak_power_w", 100_001),
+            ("energy_wh", 1e11),
+            ("seq", MAX_SEQ + 1),
+        ):
+            with self.subTest(field=field):
+                event = started()
+                event["payload"][field] = value
+                response = self.post(event)
+                self.assertEqual(response.status_code, 400, response.text)
+                self.assertEqual(response.json()["field"], f"payload.{field}")
+        self.assertEqual(self.event_count(), count)
+        # At the limits, the session and its billing figures still fit their columns.
+        self.device.write({"billing_unit_s": 1, "bill_standby": True, "standby_rate": 1.0})
+        half = MAX_DURATION_S // 2
+        event = api_event(
+            session_event(
+                DEVICE_A,
+                "session_stopped",
+                MAX_SEQ,
+                MAX_DURATION_S,
+                working=half,
+                standby=half,
+                end=MAX_DURATION_S,
+                power=100_000.0,
+            )
+        )
+        response = self.post(event)
+        self.assertEqual(response.status_code, 201, response.text)
+        session = self.env["mqtt.session"].sudo().search([("session_id", "=", event["session_id"])])
+        self.assertEqual(session.billable_units, MAX_DURATION_S)
+
+
+@tagged("post_install", "-at_install")
 class TestApiBatches(ApiCase):
     def test_a_batch_returns_one_result_per_event_in_order(self):
         first, second = started(seq=1), online(seq=2)
@@ -581,7 +680,7 @@ class TestApiCompanies(ApiCase):
             {
                 "name": "Twin",
                 "device_id": DEVICE_A,
-                "mqtt_topic": DEVICE_A,
+                "mqtt_topic": f"site-b/{DEVICE_A}",
                 "company_id": self.company_b.id,
             }
         )

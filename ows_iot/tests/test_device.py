@@ -146,7 +146,7 @@ class TestDevice(OwsIotCase):
                 "ows_iot_mqtt_tls": True,
                 "ows_iot_mqtt_ca_file": "/etc/ssl/ows/ca.pem",
                 "ows_iot_mqtt_client_id": "ows-iot-test",
-                "ows_iot_mqtt_qos": "2",
+                "ows_iot_mqtt_qos": "1",
                 "ows_iot_mqtt_keepalive": 30,
             }
         )
@@ -166,8 +166,65 @@ class TestDevice(OwsIotCase):
                 "ca_file": "/etc/ssl/ows/ca.pem",
             },
         )
-        self.assertEqual((got["client_id"], got["qos"], got["keepalive"]), ("ows-iot-test", 2, 30))
+        self.assertEqual((got["client_id"], got["qos"], got["keepalive"]), ("ows-iot-test", 1, 30))
         self.assertEqual(Settings.with_user(self.admin).create({}).ows_iot_mqtt_password, "s3cret")
 
         with self.assertRaisesRegex(ValidationError, "port must be between 1 and 65535"):
             Settings.with_user(self.admin).create({"ows_iot_mqtt_port": 70000})
+
+    def test_only_qos_1_is_offered_and_older_values_count_as_1(self):
+        Settings = self.env["res.config.settings"].with_user(self.admin)
+        qos_field = Settings.fields_get(["ows_iot_mqtt_qos"])["ows_iot_mqtt_qos"]
+        self.assertEqual([value for value, _label in qos_field["selection"]], ["1"])
+        params = self.env["ir.config_parameter"].sudo()
+        for stored in ("0", "2"):
+            params.set_param("ows_iot.mqtt_qos", stored)
+            # The settings form still opens, showing what the leader uses.
+            self.assertEqual(Settings.create({}).ows_iot_mqtt_qos, "1")
+            self.assertEqual(Settings._ows_iot_broker_settings()["qos"], 1)
+
+    def test_topic_prefixes_must_not_nest_across_companies_and_archives(self):
+        archived = self.Device.create(
+            {
+                "name": "Old Lathe",
+                "device_id": "old-lathe",
+                "mqtt_topic": "workshop/lathe",
+                "company_id": self.company_b.id,
+                "active": False,
+            }
+        )
+        for topic in ("workshop/lathe", "/workshop/lathe/", "workshop", "workshop/lathe/spindle"):
+            with (
+                self.subTest(topic=topic),
+                self.assertRaisesRegex(
+                    ValidationError,
+                    r"overlaps with workshop/lathe of the device Old Lathe \(old-lathe",
+                ),
+                self.cr.savepoint(),
+            ):
+                self.Device.create({"name": "New", "device_id": "new-1", "mqtt_topic": topic})
+        # Changing a topic is checked as well, and names the other device.
+        with (
+            self.assertRaisesRegex(ValidationError, "of the device Shaper Origin"),
+            self.cr.savepoint(),
+        ):
+            archived.write({"mqtt_topic": f"{GEN2}/status"})
+        with (
+            self.assertRaisesRegex(ValidationError, "of the device Old Lathe"),
+            self.cr.savepoint(),
+        ):
+            self.device_b.write({"mqtt_topic": "workshop"})
+        # Nesting goes by path segments: a longer name is another topic.
+        for number, topic in enumerate(("workshop/lathe2", "workshop2", "workshop/mill")):
+            with self.subTest(topic=topic):
+                self.Device.create(
+                    {"name": "New", "device_id": f"new-{number}", "mqtt_topic": topic}
+                )
+        # Two new devices in one batch that clash with each other.
+        with self.assertRaisesRegex(ValidationError, "overlaps"), self.cr.savepoint():
+            self.Device.create(
+                [
+                    {"name": "A", "device_id": "a-1", "mqtt_topic": "hall/a"},
+                    {"name": "B", "device_id": "b-1", "mqtt_topic": "hall"},
+                ]
+            )

@@ -322,6 +322,31 @@ class TestIngest(OwsIotCase):
         self.assertEqual(result["status"], "created", result["message"])
         self.assertEqual(self.session_of(stop).status, "completed")
 
+    def test_the_runtime_names_the_device_record_of_a_shared_external_id(self):
+        # The same meter id in another company, archived there: the leader ran the
+        # engine for this database's active device and says which record it means.
+        twin = self.Device.create(
+            {
+                "name": "Shaper Origin (old workshop)",
+                "device_id": GEN2,
+                "mqtt_topic": f"old/{GEN2}",
+                "company_id": self.company_b.id,
+                "active": False,
+            }
+        )
+        events = engine_events(self.device, PROFILE, until=500)
+        [ambiguous, *_rest] = self.Event.sudo().ingest_events(events)
+        self.assertIn("ambiguous", ambiguous["message"])
+        results = self.Event.sudo().ingest_events(events, device_ids={GEN2: self.device.id})
+        self.assertEqual({r["status"] for r in results}, {"created"}, results)
+        session = self.session_of(next(e for e in events if e["session_id"]))
+        self.assertEqual(session.device_id, self.device)
+        self.assertEqual(session.status, "completed")
+        self.assertFalse(self.Event.search_count([("device_id", "=", twin.id)]))
+        # Only the runtime (superuser) may name records; a manager's call is refused.
+        with self.assertRaises(AccessError):
+            self.Event.with_user(self.iot_manager).ingest_events(events, device_ids={GEN2: twin.id})
+
     def test_session_cannot_move_to_another_device(self):
         event = session_event(GEN2, "session_started", 1, 0)
         self.ingest([event])

@@ -6,9 +6,10 @@ import json
 import os
 import threading
 import time
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
-from odoo.sql_db import connection_info_for
+from odoo.modules.neutralize import get_neutralization_queries
+from odoo.sql_db import Cursor, connection_info_for, db_connect
 from odoo.tests import TransactionCase, tagged
 
 from ..runtime import server as runtime_server
@@ -18,6 +19,7 @@ from ..runtime.supervisor import (
     LockPending,
     broker_settings,
     make_settings,
+    warn_shared_client_ids,
 )
 from ..services.ingestor import Ingestor
 from ..services.leader import NEW_TERM_SQL, LeaderLock, lock_key
@@ -189,6 +191,7 @@ class TestCronWithLeader(RuntimeCase):
                 "broker": "mqtt://broker:1883",
                 "client_id": "ows-iot-test",
                 "messages": 10,
+                "qos0_messages": 3,
                 "dropped": {"unknown_topic": 2},
                 "filters": ["a/#", "b/#"],
                 "last_message_at": time.time() - 1,
@@ -201,11 +204,13 @@ class TestCronWithLeader(RuntimeCase):
         self.assertEqual(status.subscriptions, 2)
         self.assertEqual(status.commit_latency_p50_ms, 500)
         self.assertEqual(status.dropped_text, "unknown_topic: 2")
+        self.assertEqual(status.qos0_messages, 3)
         self.assertEqual(self.Runtime._ows_recorded_filters(), {"a/#", "b/#"})
         health = self.Runtime._ows_health()
         self.assertTrue(health["leader"]["active"])
         self.assertTrue(health["broker"]["connected"])
         self.assertEqual(health["counters"]["dropped"], {"unknown_topic": 2})
+        self.assertEqual(health["counters"]["qos0_messages"], 3)
         # A report that stops coming: the leader hangs.
         self.env.cr.execute(
             "UPDATE ows_iot_runtime SET reported_at = reported_at - interval '5 minutes'"
@@ -213,6 +218,61 @@ class TestCronWithLeader(RuntimeCase):
         status.invalidate_recordset()
         self.assertEqual(status.state, "stale")
         self.assertFalse(self.Runtime._ows_health()["broker"]["connected"])
+
+
+@tagged("post_install", "-at_install")
+class TestDeployment(RuntimeCase):
+    def test_the_lock_holder_is_read_on_the_primary_even_from_a_readonly_request(self):
+        lock = LeaderLock(connection_info_for(self.env.cr.dbname)[1], lock_key(self.env.cr.dbname))
+        self.assertTrue(lock.acquire())
+        self.addCleanup(lock.release)
+        opened = []
+
+        def primary_connection(dbname, *args, **kwargs):
+            opened.append((dbname, kwargs.get("readonly", False)))
+            return db_connect(dbname, *args, **kwargs)
+
+        status = self.Runtime._ows_get()
+        # A request served from a replica (--db_replica_host) has a readonly cursor.
+        with (
+            patch.object(Cursor, "readonly", PropertyMock(return_value=True)),
+            patch("odoo.addons.ows_iot.models.ows_iot_runtime.db_connect", primary_connection),
+        ):
+            status.invalidate_recordset()
+            holder = status.lock_holder
+        self.assertEqual(opened, [(self.env.cr.dbname, False)])
+        self.assertIn(f"backend {lock.backend_pid}", holder)
+        # On the primary already: no other connection.
+        status.invalidate_recordset()
+        self.assertIn(f"backend {lock.backend_pid}", status.lock_holder)
+
+    def test_databases_sharing_a_client_id_are_warned_about_once(self):
+        warned = set()
+        client_ids = {"prod": "ows-iot-site", "copy": "ows-iot-site", "other": "x", "off": None}
+        with self.assertLogs("odoo.addons.ows_iot.runtime.supervisor", "WARNING") as logs:
+            warn_shared_client_ids(client_ids, warned)
+        self.assertEqual(len(logs.output), 1)
+        self.assertIn(
+            "databases copy, prod use the same MQTT client id ows-iot-site", logs.output[0]
+        )
+        with self.assertNoLogs("odoo.addons.ows_iot.runtime.supervisor", "WARNING"):
+            warn_shared_client_ids(client_ids, warned)
+            warn_shared_client_ids({"prod": "ows-iot-site", "off": None}, warned)
+
+    def test_neutralizing_a_copy_keeps_the_leader_off_the_broker(self):
+        self.env["ir.config_parameter"].sudo().set_param("ows_iot.mqtt_host", "broker.example")
+        self.env["ir.config_parameter"].sudo().set_param("ows_iot.mqtt_client_id", "ows-prod")
+        self.assertEqual(make_settings(broker_settings(self.env)).client_id, "ows-prod")
+        queries = list(get_neutralization_queries(["ows_iot"]))
+        self.assertEqual(len(queries), 1)
+        self.env.flush_all()
+        for query in queries:
+            self.env.cr.execute(query)
+        self.env.registry.clear_cache()
+        self.env.invalidate_all()
+        with self.assertRaisesRegex(SettingsError, "no MQTT broker configured"):
+            make_settings(broker_settings(self.env))
+        self.assertNotEqual(broker_settings(self.env)["client_id"], "ows-prod")
 
 
 @tagged("post_install", "-at_install")
@@ -284,7 +344,13 @@ class TestLeaderCommit(RuntimeCase):
         # Only this test's devices: the demo data may hold others.
         self.env["mqtt.device"].search([]).write({"active": False})
         laser = self.make_device(LASER)
-        self.make_device(ROUTER, mqtt_topic=LASER + "/")  # same prefix: skipped
+        router = self.make_device(ROUTER)
+        # Same prefix (refused by the device constraint, but an older database may
+        # hold it): skipped.
+        self.env.cr.execute(
+            "UPDATE mqtt_device SET mqtt_topic = %s WHERE id = %s", [LASER + "/", router.id]
+        )
+        router.invalidate_recordset(["mqtt_topic"])
         self.make_device("archived-1", active=False)
         with self.assertLogs("odoo.addons.ows_iot.runtime.supervisor", "WARNING") as logs:
             configs, ids = self.term._read_devices(self.env)

@@ -1,5 +1,6 @@
 """The leader's MQTT client against a real Mosquitto: persistent session, manual acks,
-receive maximum, re-subscribe after a broker restart, subscription changes, TLS."""
+receive maximum, maximum packet size, QoS 0 deliveries, reconnect and re-subscribe
+after a broker restart, subscription changes, TLS."""
 
 import queue
 import subprocess
@@ -118,6 +119,28 @@ def test_receive_maximum_bounds_the_unacknowledged_window(broker):
     client.stop()
 
 
+def test_deliveries_at_qos_0_are_counted(broker):
+    client, inbox = start_client(broker)
+    publish(broker, [("dev/q0", "fire and forget")], qos=0)
+    publish(broker, [("dev/q1", "acknowledged")], qos=1)
+    got = {m.payload: m.qos for m in inbox.take(2)}
+    assert got == {b"fire and forget": 0, b"acknowledged": 1}
+    assert client.stats.messages == 2
+    assert client.stats.qos0_messages == 1
+    client.stop()
+
+
+def test_the_broker_drops_packets_beyond_the_maximum_packet_size(broker):
+    client, inbox = start_client(broker)
+    publish(broker, [("dev/huge", b"x" * (300 * 1024)), ("dev/small", b"y" * (60 * 1024))])
+    (delivered,) = inbox.take(2, timeout=3)
+    assert delivered.topic == "dev/small"
+    client.ack(delivered)
+    assert inbox.quiet()
+    assert "too large" in broker.tail().lower() or "dropping" in broker.tail().lower()
+    client.stop()
+
+
 def test_subscriptions_follow_the_filters(broker):
     client, inbox = start_client(broker, filters=("a/#",))
     client.set_filters({"a/#", "b/#"})
@@ -174,6 +197,43 @@ def test_reconnects_and_resubscribes_after_a_broker_restart(tmp_path):
         broker.stop()
 
 
+def test_reconnects_within_two_seconds_of_the_broker_listening_again(broker):
+    client, inbox = start_client(broker)
+    broker.stop()
+    wait_until(lambda: not client.connected, 5, "the client to notice the broker is gone")
+    # Down long enough for an exponential backoff to grow to many seconds.
+    time.sleep(10)
+    broker.start()  # returns once the broker accepts connections
+    listening = time.monotonic()
+    wait_until(lambda: client.connected, 10, "the client to reconnect", interval=0.02)
+    assert time.monotonic() - listening < 2.0
+    time.sleep(0.3)
+    publish(broker, [("dev/1", "after")])
+    assert [m.payload for m in inbox.take(1)] == [b"after"]
+    client.stop()
+
+
+def test_a_session_taken_over_names_the_client_id(caplog):
+    # Mosquitto 2.0.11 closes the old connection without a reason; newer brokers send
+    # DISCONNECT "Session taken over" (0x8E) to MQTT 5 clients: played here.
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    client = MqttClient(MqttSettings(host="127.0.0.1", client_id="ows-iot-shared"), Inbox())
+    client.stats.connected = True
+    flags = mqtt.DisconnectFlags(is_disconnect_packet_from_server=True)
+    reason = ReasonCode(PacketTypes.DISCONNECT, identifier=0x8E)
+    client._handle_disconnect(client.client, None, flags, reason, None)
+    assert client.stats.takeovers == 1 and not client.connected
+    assert client.stats.last_error == (
+        "session taken over: another client — perhaps a copy of this database — "
+        "uses client id ows-iot-shared"
+    )
+    assert "uses client id ows-iot-shared" in caplog.text
+    # It does not throw the other client out again at once.
+    assert client.client._reconnect_min_delay == 30
+
+
 def test_reconnect_backoff_is_capped(tmp_path):
     broker = Mosquitto(tmp_path / "broker")
     # Nobody listens: the client keeps trying and reports why, never raises.
@@ -184,8 +244,8 @@ def test_reconnect_backoff_is_capped(tmp_path):
     assert not client.connected and client.alive()
     broker.start()
     try:
-        # Backoff doubles from 1 s: the client is back within the cap.
-        wait_until(lambda: client.connected, 35, "the client to connect once the broker is up")
+        # Retried every second: the client is back within the cap.
+        wait_until(lambda: client.connected, 5, "the client to connect once the broker is up")
     finally:
         client.stop()
         broker.stop()
@@ -198,8 +258,9 @@ def test_settings_are_validated_with_one_line_reasons():
         MqttSettings(host="h", client_id="x", password="secret")
     with pytest.raises(SettingsError, match="client certificate"):
         MqttSettings(host="h", client_id="x", keyfile="k.pem")
-    with pytest.raises(SettingsError, match="QoS"):
-        MqttSettings(host="h", client_id="x", qos=3)
+    for qos in (0, 2, 3):
+        with pytest.raises(SettingsError, match="QoS must be 1"):
+            MqttSettings(host="h", client_id="x", qos=qos)
     assert MqttSettings(host="h", client_id="x", tls=True).effective_port == 8883
     assert MqttSettings(host="h", client_id="x", protocol="3.1.1").inflight_window == 20
     with pytest.raises(SettingsError, match="cannot set up TLS"):

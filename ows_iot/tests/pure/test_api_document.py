@@ -16,7 +16,6 @@ from ows_iot.controllers.validation import (
     MAX_BATCH_EVENTS,
     MAX_BODY_BYTES,
     MAX_EPOCH,
-    MAX_FIGURE,
     MAX_SEQ,
     MIN_EPOCH,
     PAYLOAD_FIGURES,
@@ -26,7 +25,18 @@ from ows_iot.controllers.validation import (
     split_batch,
     validate_event,
 )
-from ows_iot.services.events import EVENT_TYPES, SESSION_EVENT_TYPES, STATES
+from ows_iot.services.events import (
+    DURATION_FIGURES,
+    ENERGY_FIGURES,
+    EVENT_TYPES,
+    FIGURE_LIMITS,
+    MAX_DURATION_S,
+    MAX_ENERGY_WH,
+    MAX_POWER_W,
+    POWER_FIGURES,
+    SESSION_EVENT_TYPES,
+    STATES,
+)
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -111,7 +121,10 @@ INVALID_EVENTS = [
     ("payload.seq", with_payload(seq="1")),
     ("payload.power_w", with_payload(power_w=-0.5)),
     ("payload.power_w", with_payload(power_w="400")),
-    ("payload.energy_wh", with_payload(energy_wh=MAX_FIGURE * 10)),
+    ("payload.energy_wh", with_payload(energy_wh=MAX_ENERGY_WH * 1.01)),
+    ("payload.working_s", with_payload(working_s=1e12)),
+    ("payload.standby_s", with_payload(standby_s=MAX_DURATION_S + 1)),
+    ("payload.peak_power_w", with_payload(peak_power_w=MAX_POWER_W + 1)),
     ("payload.working_s", with_payload(working_s=False)),
     ("colour", {**SESSION_EVENT, "colour": "red"}),
 ]
@@ -237,7 +250,16 @@ def test_the_document_uses_the_codes_constants():
         MAX_EPOCH,
     )
     assert SCHEMAS["Sequence"]["maximum"] == MAX_SEQ
-    assert SCHEMAS["Figure"]["maximum"] == MAX_FIGURE
+    for names, schema in (
+        (DURATION_FIGURES, "Duration"),
+        (POWER_FIGURES, "Power"),
+        (ENERGY_FIGURES, "Energy"),
+    ):
+        for name in names:
+            assert SCHEMAS[schema]["maximum"] == FIGURE_LIMITS[name]
+            ref = SCHEMAS["SessionPayload"]["properties"][name]["anyOf"][0]["$ref"]
+            assert ref == f"#/components/schemas/{schema}", name
+    assert set(FIGURE_LIMITS) == set(PAYLOAD_FIGURES)
     assert set(PAYLOAD_FIGURES) <= set(SCHEMAS["SessionPayload"]["properties"])
     assert SCHEMAS["EventBatch"]["maxItems"] == MAX_BATCH_EVENTS
     assert str(MAX_BODY_BYTES) in DOCUMENT["info"]["description"]
