@@ -89,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gap",
         type=float,
-        default=3.0,
+        default=1.0,
         metavar="S",
-        help="quiet seconds at least before each fault, which then strikes 7 s into the "
-        "next loop of the devices' 30 s profile (default: 3)",
+        help="quiet seconds at least before each fault, which then strikes 5 s into the "
+        "next loop of the devices' 20 s profile (default: 1)",
     )
     parser.add_argument(
         "--recovery-timeout",

@@ -55,7 +55,7 @@ CLIENT_ID = "ows-e2e-faults"
 
 # -- the devices and what they do (one loop lasts LOOP_S seconds) ------------------------
 
-LOOP_S = 30.0
+LOOP_S = 20.0
 LASER = "shellypmminig3-fa0000000001"
 ROUTER = "shellyplus1pm-fa0000000002"
 SAW = "shellypmminig3-fa0000000003"
@@ -70,20 +70,18 @@ def _steps(*steps):
     ]
 
 
-# (watts, seconds, jitter) steps, 30 s each. One laser job: working, a standby pause,
+# (watts, seconds, jitter) steps, 20 s each. One laser job: working, a standby pause,
 # working, a cancelled stop (2 s off), working. Two short router jobs. A saw with two
 # jobs, the second with a standby pause. The Gen1 printer (no timestamps): a cancelled
-# stop and a standby pause.
-LASER_STEPS = ((0, 3, 0), (540, 6, 40), (60, 3, 4), (540, 4, 40), (0, 2, 0), (540, 3, 40), (0, 9, 0))  # fmt: skip
-ROUTER_STEPS = ((0, 6, 0), (200, 7, 20), (0, 7, 0), (300, 4, 25), (0, 6, 0))
-SAW_STEPS = ((0, 1, 0), (300, 4, 25), (0, 6, 0), (300, 7, 25), (40, 4, 3), (300, 2, 25), (0, 6, 0))  # fmt: skip
-PRINTER_STEPS = ((0, 2, 0), (400, 7, 30), (0, 2, 0), (400, 2, 30), (50, 4, 4), (400, 5, 30), (0, 8, 0))  # fmt: skip
+# stop and a standby pause. Every device starts a loop off and ends it off for the
+# stop debounce (5 s), so a run stopped at a loop's start leaves no session running.
+LASER_STEPS = ((0, 2, 0), (540, 4, 40), (60, 2, 4), (540, 3, 40), (0, 2, 0), (540, 2, 40), (0, 5, 0))  # fmt: skip
+ROUTER_STEPS = ((0, 2, 0), (200, 5, 20), (0, 5, 0), (300, 3, 25), (0, 5, 0))
+SAW_STEPS = ((0, 1, 0), (300, 3, 25), (0, 6, 0), (300, 3, 25), (40, 2, 3), (0, 5, 0))
+PRINTER_STEPS = ((0, 1, 0), (400, 5, 30), (0, 2, 0), (400, 2, 30), (50, 3, 4), (400, 2, 30), (0, 5, 0))  # fmt: skip
 
-# Every device is off for at least the stop debounce (5 s) before the loop ends, so a
-# run stopped at a loop's end (CLEAN_END_OFFSET_S) leaves no session running; one
-# stopped at MID_SESSION_OFFSET_S leaves sessions that the last wills end.
 PROFILE = {
-    "description": "fault suite: three Gen2 meters and a Gen1 plug, one loop every 30 s",
+    "description": "fault suite: three Gen2 meters and a Gen1 plug, one loop every 20 s",
     "devices": [
         {"kind": "pm1", "device_id": LASER, "steps": _steps(*LASER_STEPS)},
         {"kind": "switch", "device_id": ROUTER, "steps": _steps(*ROUTER_STEPS)},
@@ -91,11 +89,13 @@ PROFILE = {
         {"kind": "gen1-relay", "device_id": PRINTER, "steps": _steps(*PRINTER_STEPS)},
     ],
 }
-CLEAN_END_OFFSET_S = 29.5
-# Faults strike 7 s into a loop, when three of the four devices are working; the
+# Where in a loop the devices are stopped: at its very start (every session ended),
+# or in the middle of the laser's and the printer's jobs (their last wills end them).
+CLEAN_END_OFFSET_S = 0.6
+MID_SESSION_OFFSET_S = 9.0
+# Faults strike 5 s into a loop, when three of the four devices are working; the
 # sessions of that loop are then the fault's.
-INJECT_OFFSET_S = 7.0
-MID_SESSION_OFFSET_S = 12.0
+INJECT_OFFSET_S = 5.0
 
 
 def device_records() -> list[dict]:
@@ -360,15 +360,26 @@ def publish(broker, messages: list[tuple[str, bytes]]) -> None:
         client.loop_stop()
 
 
-def without(capture: Path, messages: list[tuple[str, bytes]], target: Path) -> Path:
-    """The capture without the injected poison: the expected sessions are those of the
-    devices' own messages."""
-    poison = {json.dumps(capture_record(0, topic, payload)) for topic, payload in messages}
+def expected_input(
+    capture: Path,
+    poison: list[tuple[str, bytes]],
+    broker_outages: list[tuple[float, float]],
+    target: Path,
+) -> Path:
+    """The recording as an uninterrupted run would have it: without the injected
+    poison, and without the last wills Mosquitto publishes for every connected device
+    when it shuts down (received within ``broker_outages``). The runtime holds a will
+    30 s and ignores it when the device speaks again, so a broker restart ends no
+    session; the replay tool applies wills at once."""
+    poison_keys = {json.dumps(capture_record(0, topic, payload)) for topic, payload in poison}
     with capture.open("rb") as source, target.open("wb") as out:
         for line in source:
             record = json.loads(line)
+            will = record["topic"].endswith("/online") and record.get("payload") == "false"
+            if will and any(start <= record["ts"] <= end for start, end in broker_outages):
+                continue
             record["ts"] = 0
-            if json.dumps(record) not in poison:
+            if json.dumps(record) not in poison_keys:
                 out.write(line)
     return target
 
@@ -424,7 +435,7 @@ class SuiteResult:
 
 class FaultSuite:
     def __init__(self, template: str, workdir: Path, faults: list[Fault], *, progress=None,
-                 gap_s: float = 3.0, recovery_timeout_s: float = 90.0,
+                 gap_s: float = 1.0, recovery_timeout_s: float = 90.0,
                  end_mid_session: bool = False, settle_timeout_s: float = 60.0):  # fmt: skip
         self.template = template
         self.workdir = Path(workdir)
@@ -575,7 +586,8 @@ class FaultSuite:
         time.sleep(self.gap_s)
         self.sleep_until_offset(INJECT_OFFSET_S)
         run = FaultRun(fault)
-        self.progress(f"fault {fault.name}: {KINDS[fault.kind]}")
+        what = KINDS[fault.kind].replace("DURATION", f"{fault.duration_s:g}")
+        self.progress(f"fault {fault.name}: {what}")
         run.injected_at = time.time()
         waited = getattr(self, "_" + fault.kind.replace("-", "_"))(fault, run)
         if not run.lifted_at:
@@ -689,7 +701,14 @@ class FaultSuite:
     def score(self, runs: list[FaultRun], until: float) -> SuiteResult:
         self.recorder.stop()
         recording = self.recorder.path
-        clean = without(recording, self.poison, self.workdir / "expected-input.jsonl")
+        outages = [
+            (run.injected_at - 0.5, (run.recovered_at or run.lifted_at) + 10.0)
+            for run in runs
+            if run.fault.kind == "broker-down"
+        ]
+        clean = expected_input(
+            recording, self.poison, outages, self.workdir / "expected-input.jsonl"
+        )
         expected = replayed(device_records(), clean, until=until)
         actual = db_sessions(self.dbname, **self.pg)
         outcomes = compare(expected, actual, tolerance_of, until=until)
@@ -697,7 +716,7 @@ class FaultSuite:
             Window(run.fault.name, run.injected_at, (run.recovered_at or until) + 5.0)
             for run in runs
         ]
-        groups = attribute(outcomes, windows, until)
+        groups = attribute(outcomes, windows, until, confirm_s=DEVICE_DEFAULTS["stop_debounce_s"])
         clocked = {n: tally(o for o in g if o.device_id not in GEN1) for n, g in groups.items()}
         unclocked = {n: tally(o for o in g if o.device_id in GEN1) for n, g in groups.items()}
         logs = {

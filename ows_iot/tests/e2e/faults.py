@@ -188,15 +188,21 @@ class Window:
 
 
 def attribute(
-    outcomes: Iterable[Outcome], windows: list[Window], until: float, baseline: str = "none"
+    outcomes: Iterable[Outcome],
+    windows: list[Window],
+    until: float,
+    baseline: str = "none",
+    confirm_s: float = 0.0,
 ) -> dict[str, list[Outcome]]:
     """Group outcomes by the first fault window their session overlaps (in the order
-    the faults ran); outcomes overlapping no window go to ``baseline``."""
+    the faults ran); outcomes overlapping no window go to ``baseline``. A session
+    lasts until ``confirm_s`` after its end: the stop debounce, after which the stop
+    is written."""
     groups: dict[str, list[Outcome]] = {window.name: [] for window in windows}
     groups[baseline] = []
     for outcome in outcomes:
         row = outcome.session
-        start, end = row["start"], _end(row, until)
+        start, end = row["start"], _end(row, until) + confirm_s
         for window in windows:
             if start <= window.end and window.start <= end:
                 groups[window.name].append(outcome)

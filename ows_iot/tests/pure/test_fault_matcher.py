@@ -138,3 +138,10 @@ def test_the_fault_line_lists_the_figures():
     assert clocked.problems() == [
         f"L {LASER} expected 100.00..130.00 working=25.00 standby=5.00 database -"
     ]
+
+
+def test_a_session_lasts_until_its_stop_is_confirmed():
+    windows = [Window("poison", 133.0, 140.0)]
+    outcomes = compare([session(end=130.0)], [])
+    assert list(attribute(outcomes, windows, until=400.0)["poison"]) == []
+    assert len(attribute(outcomes, windows, until=400.0, confirm_s=5.0)["poison"]) == 1
