@@ -360,27 +360,50 @@ def publish(broker, messages: list[tuple[str, bytes]]) -> None:
         client.loop_stop()
 
 
+def device_time(record: dict, max_skew_s: float = 60.0) -> float:
+    """When an uninterrupted consumer would have received the message: the device's
+    own timestamp (Gen2 frames carry ``params.ts``) when it has one within the clock
+    skew the engine accepts, else the receive time."""
+    if record["topic"].endswith("/events/rpc"):
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            ts = json.loads(record["payload"])["params"]["ts"]
+            if isinstance(ts, float | int) and abs(ts - record["ts"]) <= max_skew_s:
+                return float(ts)
+    return record["ts"]
+
+
 def expected_input(
     capture: Path,
     poison: list[tuple[str, bytes]],
     broker_outages: list[tuple[float, float]],
     target: Path,
 ) -> Path:
-    """The recording as an uninterrupted run would have it: without the injected
-    poison, and without the last wills Mosquitto publishes for every connected device
-    when it shuts down (received within ``broker_outages``). The runtime holds a will
-    30 s and ignores it when the device speaks again, so a broker restart ends no
-    session; the replay tool applies wills at once."""
+    """The recording as an uninterrupted run would have delivered it, for the replay.
+
+    - Without the injected poison.
+    - Without the last wills Mosquitto publishes for every connected device when it
+      shuts down (received within ``broker_outages``): the runtime holds a will 30 s
+      and ignores it when the device speaks again, so a broker restart ends no
+      session; the replay tool applies wills at once.
+    - In device time: what the broker delivered late (queued during an outage) is put
+      back at the device's own timestamp, in order, as the runtime replays a backlog
+      in device time. Gen1 messages carry none: they stay at their receive time.
+    """
     poison_keys = {json.dumps(capture_record(0, topic, payload)) for topic, payload in poison}
-    with capture.open("rb") as source, target.open("wb") as out:
+    kept = []
+    with capture.open("rb") as source:
         for line in source:
             record = json.loads(line)
             will = record["topic"].endswith("/online") and record.get("payload") == "false"
             if will and any(start <= record["ts"] <= end for start, end in broker_outages):
                 continue
-            record["ts"] = 0
-            if json.dumps(record) not in poison_keys:
-                out.write(line)
+            if json.dumps({**record, "ts": 0}) in poison_keys:
+                continue
+            kept.append((device_time(record), len(kept), record))
+    kept.sort(key=lambda item: item[:2])
+    with target.open("wb") as out:
+        for ts, _, record in kept:
+            out.write(json.dumps({**record, "ts": ts}, ensure_ascii=False).encode() + b"\n")
     return target
 
 
