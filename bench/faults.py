@@ -11,7 +11,7 @@ recording replayed offline. Prints, per fault and in total:
 
 E expected sessions (the replay's), M matched, L lost, D duplicated, W wrong seconds,
 X extra; first for the devices with a clock (Gen2), then for the Gen1 plug. A session
-counts for the first fault it overlaps (from injection to recovery, plus 5 s);
+counts for the first fault it overlaps (from injection to recovery, plus 2 s);
 ``fault=none`` holds the sessions no fault touched.
 
     python bench/faults.py [--faults LIST] [--short] [--template DB] [--keep]

@@ -96,6 +96,9 @@ MID_SESSION_OFFSET_S = 9.0
 # Faults strike 5 s into a loop, when three of the four devices are working; the
 # sessions of that loop are then the fault's.
 INJECT_OFFSET_S = 5.0
+# A fault's window: from its injection until new readings are committed again, plus
+# this much for what settles just after.
+WINDOW_TAIL_S = 2.0
 
 
 def device_records() -> list[dict]:
@@ -479,6 +482,7 @@ class FaultSuite:
         self.prefork: OdooServer | None = None
         self.poison: list[tuple[str, bytes]] = []
         self.t0 = 0.0
+        self.quiet_from = 0.0
 
     def progress(self, text: str) -> None:
         self._progress(f"[{time.monotonic() - self.began:6.1f}s] {text}")
@@ -606,7 +610,10 @@ class FaultSuite:
         time.sleep(max(0.0, self.t0 + loops * LOOP_S + offset - time.time()))
 
     def inject(self, fault: Fault) -> FaultRun:
-        time.sleep(self.gap_s)
+        # The next fault strikes in a loop of its own: one starting after the
+        # previous fault's window, so that no session belongs to both.
+        time.sleep(max(self.gap_s, self.quiet_from - time.time()))
+        self.sleep_until_offset(0.0)
         self.sleep_until_offset(INJECT_OFFSET_S)
         run = FaultRun(fault)
         what = KINDS[fault.kind].replace("DURATION", f"{fault.duration_s:g}")
@@ -617,6 +624,7 @@ class FaultSuite:
             run.lifted_at = time.time()
         if not waited:
             self.wait_recovered(run)
+        self.quiet_from = (run.recovered_at or time.time()) + WINDOW_TAIL_S
         recovered = "no recovery" if run.recovery_s is None else f"{run.recovery_s:.1f} s"
         self.progress(f"fault {fault.name}: over, new readings committed after {recovered}")
         return run
@@ -736,7 +744,7 @@ class FaultSuite:
         actual = db_sessions(self.dbname, **self.pg)
         outcomes = compare(expected, actual, tolerance_of, until=until)
         windows = [
-            Window(run.fault.name, run.injected_at, (run.recovered_at or until) + 5.0)
+            Window(run.fault.name, run.injected_at, (run.recovered_at or until) + WINDOW_TAIL_S)
             for run in runs
         ]
         groups = attribute(outcomes, windows, until, confirm_s=DEVICE_DEFAULTS["stop_debounce_s"])
