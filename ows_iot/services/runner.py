@@ -475,49 +475,47 @@ class Runner:
     def _commit_isolating(self, events: list[dict], states: dict[str, dict]) -> None:
         """Commit; when that fails deterministically, split the events until the
         failing ones are isolated, write the rest, and record those as failed."""
-        try:
-            self._commit(events, states, [])
+        error = self._try_commit(events, states)
+        if error is None:
             return
-        except LeadershipLost:
-            raise
-        except Exception as exc:
-            if self._is_transient(exc):
-                raise
-            first_error = exc
         failed: list[tuple[dict, str]] = []
         self._isolate(events, failed)
         self._logger.error(
             "ows_iot: %d of %d events cannot be written (%s); recorded as failed events",
             len(failed),
             len(events),
-            _one_line(first_error),
+            _one_line(error),
         )
-        try:
-            self._commit([], states, failed)
-        except LeadershipLost:
-            raise
-        except Exception as exc:
-            if self._is_transient(exc) or not failed:
-                raise
+        if failed:
+            error = self._try_commit([], states, failed)
+            if error is None:
+                self.stats.failed_events += len(failed)
+                return
             # Not even the failure record can be written: keep the state moving.
-            self._logger.error("ows_iot: failed events not recorded: %s", _one_line(exc))
-            self._commit([], states, [])
-        self.stats.failed_events += len(failed)
+            self._logger.error("ows_iot: failed events not recorded: %s", _one_line(error))
+        self._commit([], states, [])
 
-    def _isolate(self, events: list[dict], failed: list) -> None:
-        if not events:
-            return
+    def _try_commit(self, events, states, failed=()) -> Exception | None:
+        """None when committed, the error when it failed for good; raises otherwise."""
         try:
-            self._commit(events, {}, [])
-            return
+            self._commit(events, states, list(failed))
         except LeadershipLost:
             raise
         except Exception as exc:
             if self._is_transient(exc):
                 raise
-            if len(events) == 1:
-                failed.append((events[0], _one_line(exc)))
-                return
+            return exc
+        return None
+
+    def _isolate(self, events: list[dict], failed: list) -> None:
+        if not events:
+            return
+        error = self._try_commit(events, {})
+        if error is None:
+            return
+        if len(events) == 1:
+            failed.append((events[0], _one_line(error)))
+            return
         middle = len(events) // 2
         self._isolate(events[:middle], failed)
         self._isolate(events[middle:], failed)
