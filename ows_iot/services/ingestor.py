@@ -146,19 +146,21 @@ class Ingestor:
 
     # -- time and messages -------------------------------------------------------
 
-    def advance(self, now: float) -> list[Event]:
-        """Move the clock to ``now`` (epoch seconds) and return what fired."""
+    def advance(self, now: float, skip: set[str] | frozenset = frozenset()) -> list[Event]:
+        """Move the clock to ``now`` (epoch seconds) and return what fired; the
+        devices in ``skip`` are left where their own messages put them."""
         events: list[Event] = []
-        self._advance_ms(to_ms(now), events.append)
+        self._advance_ms(to_ms(now), events.append, skip)
         return events
 
-    def _advance_ms(self, now_ms: int, emit) -> None:
+    def _advance_ms(self, now_ms: int, emit, skip=frozenset(), own=None) -> None:
         if self.clock_ms is None or now_ms > self.clock_ms:
             self.clock_ms = now_ms
         if now_ms < self._next_deadline:
             return
         for engine in self.engines.values():
-            engine.advance(engine.device_time(now_ms), emit)
+            if engine is not own and engine.device_id not in skip:
+                engine.advance(engine.device_time(now_ms), emit)
         self._refresh_deadline()
 
     def _refresh_deadline(self) -> None:
@@ -173,6 +175,7 @@ class Ingestor:
         receive_ts: float,
         catch_up: bool = False,
         redelivered: bool = False,
+        skip: set[str] | dict | frozenset = frozenset(),
     ) -> list[Event]:
         """Apply one MQTT message received at ``receive_ts`` (epoch seconds).
 
@@ -183,6 +186,10 @@ class Ingestor:
 
         ``redelivered`` is the broker's word that it may have sent this message
         before: a copy of one of the device's recently applied messages is dropped.
+
+        The clock moves every device but the message's own (which moves to the
+        message's own time, which may lie before the receive time) and those in
+        ``skip`` (devices whose messages are known to be late).
         """
         events: list[Event] = []
         self.messages += 1
@@ -192,7 +199,8 @@ class Ingestor:
                 receive_ts = check_timestamp(receive_ts)
             receive_ms = round(receive_ts * 1000)
             if not catch_up:
-                self._advance_ms(receive_ms, events.append)
+                route = self.route(topic) if topic.__class__ is str else None
+                self._advance_ms(receive_ms, events.append, skip, route and route[0])
             self._apply(topic, payload, receive_ms, events.append, catch_up, redelivered)
         except Drop as drop:
             self.dropped[drop.reason] += 1

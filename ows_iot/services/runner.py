@@ -42,7 +42,12 @@ Scheduling runs on the monotonic clock; receive times come from a
 After a (re)connect the broker first delivers what it queued meanwhile. Until
 that backlog is read the engine is fed in catch-up mode (each device advanced to
 its message's own time) and the clock is not ticked, so late messages do not
-fire debounces or timeouts they would have cancelled.
+fire debounces or timeouts they would have cancelled. After the broker itself was
+gone, the devices were cut off too and reconnect on their own schedule, some with
+what they held back; and any device may deliver late what it held back: the
+clock does not move such a device, nor apply its last will, until it has spoken
+live again (a message stamped within ``fresh_lag_s``, or any message of a device
+without a clock) or ``reconnect_grace_s`` passed. Its own messages move it.
 
 Pure Python; nothing here imports Odoo.
 """
@@ -82,6 +87,9 @@ DRAIN_BATCH = 256
 ERROR_LOG_EVERY_S = 30.0
 # Devices reconnect within seconds of a broker restart.
 OFFLINE_GRACE_S = 30.0
+# After the broker was gone: how long a device may take to reconnect (MQTT clients
+# back off, doubling their delay) before the clock moves it again.
+RECONNECT_GRACE_S = 60.0
 LATENCY_SAMPLES = 4096
 
 
@@ -145,6 +153,7 @@ class Runner:
         quiet_s: float = QUIET_S,
         catch_up_limit_s: float = CATCH_UP_LIMIT_S,
         offline_grace_s: float = OFFLINE_GRACE_S,
+        reconnect_grace_s: float = RECONNECT_GRACE_S,
         clock: Callable[[], float] | None = None,
         monotonic: Callable[[], float] | None = None,
         is_transient: Callable[[BaseException], bool] = connection_trouble,
@@ -164,6 +173,7 @@ class Runner:
         self.quiet_s = quiet_s
         self.catch_up_limit_s = catch_up_limit_s
         self.offline_grace_s = offline_grace_s
+        self.reconnect_grace_s = reconnect_grace_s
         self._clock = clock = clock or StableClock()
         self._monotonic = monotonic or getattr(clock, "monotonic", time.monotonic)
         self._is_transient = is_transient
@@ -190,6 +200,10 @@ class Runner:
         self.catching_up = True
         self._catch_up_since = now
         self._fresh_seen = False
+        # Devices whose messages come late (after a lost broker connection: every
+        # device) -> until when the clock leaves them to their own messages.
+        self._broker_gap = False
+        self._awaiting: dict[str, float] = {}
 
     # -- entry points for other threads ------------------------------------------
 
@@ -285,16 +299,26 @@ class Runner:
         if route is not None and route[0].device_id in self._held and not redelivered:
             self._cancel_will(route[0].device_id)
         events = ingestor.process(
-            item.topic, item.payload, item.receive_ts, self.catching_up, redelivered
+            item.topic, item.payload, item.receive_ts, self.catching_up, redelivered, self._awaiting
         )
         if route is not None:
             self._touched.add(route[0].device_id)
         if events:
             self._add_events(events)
         lag_s = ingestor.last_lag_s
-        if self.catching_up and lag_s is not None:
+        fresh = lag_s is not None and lag_s <= self.fresh_lag_s
+        if self.catching_up and fresh:
             # A message stamped (nearly) when we got it: the backlog is behind us.
-            self._fresh_seen |= lag_s <= self.fresh_lag_s
+            self._fresh_seen = True
+        if route is not None:
+            engine = route[0]
+            if lag_s is not None and not fresh:
+                # Late: what it held back may follow; the clock must not overtake it.
+                self._awaiting[engine.device_id] = self._monotonic() + self.reconnect_grace_s
+            elif self._awaiting and (
+                fresh or (engine.clock_offset_ms is None and not self.catching_up)
+            ):
+                self._awaiting.pop(engine.device_id, None)
 
     def _log_drop(self, item, exc: BaseException) -> None:
         now = self._monotonic()
@@ -322,7 +346,12 @@ class Runner:
         )
 
     def _apply_held(self, now: float) -> None:
-        due = [d for d, will_at in self._held.items() if now - will_at >= self.offline_grace_s]
+        # A device cut off by a broker outage could not speak: its grace runs anew.
+        due = [
+            d
+            for d, will_at in self._held.items()
+            if now - will_at >= self.offline_grace_s and d not in self._awaiting
+        ]
         for device_id in due:
             del self._held[device_id]
             self._mark_change()
@@ -345,6 +374,12 @@ class Runner:
         if item.connected:
             self._connected_at = now
             self._last_received = None
+            if self._broker_gap:
+                self._broker_gap = False
+                until = now + self.reconnect_grace_s
+                self._awaiting = dict.fromkeys(self.ingestor.engines, until)
+        else:
+            self._broker_gap = True
         # A connect may bring a backlog; a disconnect means messages may queue up
         # at the broker: either way, hold the clock until they are read.
         self._start_catch_up(now)
@@ -376,8 +411,11 @@ class Runner:
 
     def tick(self) -> None:
         """Advance the engines to now: debounces, heartbeats and timeouts fire."""
+        if self._awaiting:
+            now = self._monotonic()
+            self._awaiting = {d: until for d, until in self._awaiting.items() if until > now}
         try:
-            events = self.ingestor.advance(self._clock())
+            events = self.ingestor.advance(self._clock(), skip=self._awaiting)
         except Exception as exc:
             self.stats.errors += 1
             self._log_drop(None, exc)
@@ -613,6 +651,7 @@ class Runner:
             "overflow_messages": stats.overflow_messages,
             "overflow_events": stats.overflow_events,
             "catching_up": self.catching_up,
+            "awaiting_devices": len(self._awaiting),
             "offline_held": len(self._held),
             "errors": stats.errors,
             "failed_events": stats.failed_events,

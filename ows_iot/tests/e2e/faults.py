@@ -114,6 +114,10 @@ def _close(a, b, tolerance: float) -> bool:
 
 
 def same_seconds(expected: dict, actual: dict, tolerance: Tolerance) -> bool:
+    if expected.get("end") is None and actual.get("end") is None:
+        # Running in both: the database holds the totals of its last flush (the cron
+        # runs every minute), the replay its level held to the end of the recording.
+        return True
     return (
         _close(expected.get("end"), actual.get("end"), tolerance.end_s)
         and _close(expected["working_s"], actual["working_s"], tolerance.seconds_s)

@@ -48,6 +48,9 @@ def test_seconds_beyond_the_tolerance_are_wrong():
     assert kinds(compare(expected, [session(working_s=25.02)])) == ["W"]
     assert kinds(compare(expected, [session(standby_s=4.0)])) == ["W"]
     assert kinds(compare(expected, [session(end=None)])) == ["W"]  # still running
+    # Running in both: only the start is compared (the totals are flushed lazily).
+    running = session(end=None)
+    assert kinds(compare([running], [dict(running, working_s=1.0)])) == ["M"]
     assert kinds(compare(expected, [session(end=133.0)])) == ["W"]
 
 

@@ -516,3 +516,67 @@ def test_a_wall_clock_step_changes_no_session():
         (stopped,) = [e for e in store.events.values() if e["event_type"] == "session_stopped"]
         payload = stopped["payload"]
         assert payload["end"] - payload["start"] == 10, step_s
+
+
+def test_after_a_broker_outage_a_device_is_not_timed_until_it_speaks_again():
+    # The broker restarts during a cancelled stop. The leader is back first; the
+    # device reconnects later and sends what it held back. Its pause (3 s, shorter
+    # than the 5 s stop debounce) must not become a stop meanwhile.
+    clock, store, acked = Clock(), Store(), []
+    config = gen2_config(stop_debounce_s=5)
+    runner = make(clock, store, acked, configs=[config])
+    live(runner, clock)
+    start = clock.now
+    for i in range(5):
+        clock.now = start + i
+        runner.submit(power_msg(start - T0 + i, 500.0, mid=i + 1))
+        runner.step(0)
+    clock.now = start + 5
+    runner.submit(power_msg(start - T0 + 5, 0.0, mid=6))  # the pause begins
+    runner.step(0)
+    runner.connection_changed(False)
+    clock.now += 10
+    runner.step(0)
+    runner.connection_changed(True)
+    for _ in range(20):  # the leader is back; the device is not yet
+        clock.now += 0.5
+        runner.step(0)
+    assert not runner.catching_up
+    # The device's backlog: on again 3 s into the pause, then off for good.
+    for i, watts in ((8, 500.0), (9, 500.0), (10, 0.0)):
+        runner.submit(power_msg(start - T0 + i, watts, mid=10 + i))
+    runner.step(0)
+    runner.submit(power_msg(clock.now - T0, 0.0, mid=30))  # and a live one
+    for _ in range(40):
+        clock.now += 0.5
+        runner.step(0)
+    stopped = [e for e in store.events.values() if e["event_type"] == "session_stopped"]
+    assert [(e["payload"]["start"], e["payload"]["end"]) for e in stopped] == [(start, start + 10)]
+    assert runner.status()["awaiting_devices"] == 0
+
+
+def test_a_broker_shutdown_will_waits_for_the_device_to_reconnect():
+    # Mosquitto publishes every device's will as it stops; the device reconnects
+    # only 20 s after the leader (35 s after its will): it was never gone.
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    live(runner, clock)
+    start = clock.now
+    for i in range(5):
+        clock.now = start + i
+        runner.submit(power_msg(start - T0 + i, 500.0, mid=i + 1))
+        runner.step(0)
+    runner.submit(Msg(*online(False), clock.now, mid=50))
+    runner.connection_changed(False)
+    clock.now += 15
+    runner.step(0)
+    runner.connection_changed(True)
+    for _ in range(40):
+        clock.now += 0.5
+        runner.step(0)
+    runner.submit(power_msg(clock.now - T0, 500.0, mid=60))
+    runner.step(0)
+    clock.now += 1
+    runner.step(0)
+    types = [store.events[uid]["event_type"] for uid in store.order]
+    assert "session_timeout" not in types and runner.stats.offline_cancelled == 1
