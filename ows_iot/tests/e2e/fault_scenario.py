@@ -38,7 +38,17 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ows_iot.services.record import capture_line, capture_record
 
-from .faults import CLOCKED, UNCLOCKED, Tally, Window, attribute, compare, fault_line, tally
+from .faults import (
+    CLOCKED,
+    UNCLOCKED,
+    Tally,
+    Window,
+    attribute,
+    compare,
+    fault_line,
+    mark_delayed,
+    tally,
+)
 from .harness import REPO_ROOT, Mosquitto, OdooServer, ThrowawayPostgres, free_port, query
 from .harness import sessions as db_sessions
 from .scenario import (
@@ -743,6 +753,7 @@ class FaultSuite:
         expected = replayed(device_records(), clean, until=until)
         actual = db_sessions(self.dbname, **self.pg)
         outcomes = compare(expected, actual, tolerance_of, until=until)
+        mark_delayed(outcomes, actual, until)
         windows = [
             Window(run.fault.name, run.injected_at, (run.recovered_at or until) + WINDOW_TAIL_S)
             for run in runs

@@ -441,14 +441,14 @@ def sessions(dbname: str, **connect) -> list[dict]:
         """
         SELECT s.session_id, d.device_id, s.status,
                extract(epoch FROM s.start_time), extract(epoch FROM s.end_time),
-               s.working_duration_s, s.standby_duration_s, s.energy_wh
+               s.working_duration_s, s.standby_duration_s, s.energy_wh, s.timing
           FROM mqtt_session s JOIN mqtt_device d ON d.id = s.device_id
          ORDER BY s.start_time, d.device_id
         """,
         **connect,
     )
     keys = ("session_id", "device_id", "status", "start", "end", "working_s", "standby_s",
-            "energy_wh")  # fmt: skip
+            "energy_wh", "timing")  # fmt: skip
     return [
         dict(zip(keys, (float(v) if hasattr(v, "is_finite") else v for v in row))) for row in rows
     ]

@@ -7,6 +7,7 @@ from ows_iot.tests.e2e.faults import (
     attribute,
     compare,
     fault_line,
+    mark_delayed,
     tally,
 )
 
@@ -148,3 +149,16 @@ def test_a_session_lasts_until_its_stop_is_confirmed():
     outcomes = compare([session(end=130.0)], [])
     assert list(attribute(outcomes, windows, until=400.0)["poison"]) == []
     assert len(attribute(outcomes, windows, until=400.0, confirm_s=5.0)["poison"]) == 1
+
+
+def test_mismatches_the_database_marks_as_delayed_are_admitted():
+    expected = [session(start=100.0, end=130.0), session(start=140.0, end=170.0)]
+    merged = dict(session(start=100.0, end=170.0, working_s=60.0, standby_s=10.0))
+    outcomes = compare(expected, [dict(merged, timing="exact")])
+    mark_delayed(outcomes, [dict(merged, timing="exact")], until=200.0)
+    assert not tally(outcomes).admitted
+    delayed = dict(merged, timing="delayed")
+    outcomes = compare(expected, [delayed])
+    mark_delayed(outcomes, [delayed], until=200.0)
+    assert sorted(kinds(outcomes)) == ["L", "W"]
+    assert tally(outcomes).admitted and tally(outcomes).delayed == 2
