@@ -332,7 +332,9 @@ class TrafficRecorder:
         self.client.connect(
             self.broker.host,
             self.broker.port,
-            clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            # As Odoo's runtime: never a clean start, or the broker may not keep the
+            # session (and its subscription) through its own restart.
+            clean_start=False,
             properties=properties,
         )
         self.client.loop_start()
