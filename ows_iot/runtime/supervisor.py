@@ -411,7 +411,9 @@ class LeaderTerm:
                 return False
             self.runner.step(STEP_S)
             now = time.monotonic()
-            if now >= next_lock:
+            # Without its lock (a database outage) the leader retries every step, so
+            # that it takes the lock back before any candidate (see LeaderLock.acquire).
+            if now >= next_lock or not self.lock.held:
                 self._keep_lock()
                 next_lock = now + LOCK_CHECK_S
             if self.client is not None and not self.client.alive():
@@ -453,7 +455,7 @@ class LeaderTerm:
         if self._disconnects() != self.lockless_disconnects:
             # Perhaps another leader took the broker session: never fight over it.
             raise LeadershipLost("the broker connection dropped while the lock was lost")
-        if self.lock.acquire():
+        if self.lock.acquire(reclaim=True):
             _logger.info(
                 "ows_iot leader of %s holds its lock again after %.1fs; committing",
                 self.dbname,

@@ -127,14 +127,22 @@ class LeaderLock:
     def held(self) -> bool:
         return self._conn is not None and self.backend_pid is not None
 
-    def acquire(self) -> bool:
-        """Try once, without waiting; True when this lock is (now) held."""
+    def acquire(self, reclaim: bool = False) -> bool:
+        """Try once, without waiting; True when this lock is (now) held.
+
+        After the server was out of reach, the first attempt only reconnects: a
+        leader that kept working through the outage takes its lock back first
+        (``reclaim``), and its buffer with it.
+        """
         if self.held:
             return self.check()
         try:
             if self._conn is None:
                 self._conn = self._connect(**self._kwargs)
                 self._conn.autocommit = True
+                if self.last_error is not None and not reclaim:
+                    self.last_error = None
+                    return False
             with self._conn.cursor() as cr:
                 cr.execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()", (self.key,))
                 got, pid = cr.fetchone()

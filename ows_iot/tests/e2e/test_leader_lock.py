@@ -171,3 +171,29 @@ def test_candidates_elect_exactly_one_and_fail_over(admin, key):
     with admin.cursor() as cr:
         cr.execute(*holder_sql(key))
         assert cr.fetchone() is None
+
+
+def test_after_an_outage_the_leader_takes_its_lock_back_first(key):
+    from .harness import ThrowawayPostgres
+
+    cluster = ThrowawayPostgres().init()
+    try:
+        cluster.start()
+        db = {"host": "127.0.0.1", "dbname": "postgres", **cluster.connect()}
+        leader = LeaderLock(db, key, application_name="ows test leader")
+        candidate = LeaderLock(db, key, application_name="ows test candidate")
+        assert leader.acquire()
+        assert not candidate.acquire()
+        cluster.stop("fast")
+        assert not leader.check() and not candidate.acquire()
+        cluster.start()
+        # The candidate's first attempt after the outage only reconnects; the leader,
+        # which kept working meanwhile, takes the lock back at once.
+        assert not candidate.acquire()
+        assert leader.acquire(reclaim=True)
+        assert not candidate.acquire()
+        leader.release()
+        assert candidate.acquire()
+        candidate.release()
+    finally:
+        cluster.destroy()
