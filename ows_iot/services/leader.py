@@ -7,9 +7,9 @@ PostgreSQL releases the lock when that connection ends, so a leader that dies
 (worker recycled, process killed, host lost) hands over without any cleanup.
 
 The lock connection is never used for data: the data commits go through the
-application's own cursors and prove in each transaction, with
-:func:`holds_lock_sql`, that the lock is still held by this leader's backend
-(a fencing check), so a leader that lost its lock cannot commit behind a new one.
+application's own cursors and are fenced by a term number (``TERM_TABLE_SQL``
+below), so a leader that lost its lock cannot commit behind a new one. The lock
+says who may lead; the term says whose commits count.
 
 Pure Python over psycopg2; nothing here imports Odoo.
 """
