@@ -23,7 +23,6 @@ from .scenario import (
     profile_file,
     replay_events,
     replayed,
-    runtime_status,
     start_simulator,
     wait_for_leader,
     wait_for_sessions,
@@ -173,7 +172,8 @@ def test_failover_after_sigkill_gives_the_uninterrupted_session(odoo_db, broker,
             devices, capture, until=until
         )
         assert "session present: True" in second.text()
-        assert runtime_status(odoo_db)["redelivered"] > 0
+        # Whether the broker had messages in flight at the kill depends on timing;
+        # the forced redelivery of the fault suite (test_faults.py) proves that path.
         print(f"failover: leader connected again {failover_s:.1f}s after SIGKILL")
     finally:
         first.kill()
