@@ -262,7 +262,13 @@ class Ingestor:
             engine.last_reading_ms = ts_ms
             engine.last_fingerprint = fingerprint
             engine.reading(ts_ms, parsed.power_w, emit)
-        if catch_up and not stamped and engine.clock_offset_ms is None and engine.state != "idle":
+        if (
+            (catch_up or redelivered)
+            and not stamped
+            and engine.clock_offset_ms is None
+            and engine.state != "idle"
+        ):
+            # Its receive time is a delivery time: it waited in the broker's queue.
             engine.delayed = True
         deadline = engine.receive_time(engine.next_deadline())
         if deadline < self._next_deadline:

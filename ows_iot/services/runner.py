@@ -397,7 +397,8 @@ class Runner:
         done = False
         if self.connected:
             if self._fresh_seen:
-                done = True
+                # Stamped live, but what the broker queued may still be behind it.
+                done = self.inbox.empty()
             else:
                 quiet_since = max(self._connected_at, self._last_received or 0.0)
                 done = (
