@@ -76,6 +76,16 @@ def live(runner, clock):
     assert not runner.catching_up
 
 
+def feed_readings(runner, clock, count, watts):
+    """One reading a second from now on (mids 1..count); returns the first one's time."""
+    start = clock.now
+    for i in range(count):
+        clock.now = start + i
+        runner.submit(power_msg(start - T0 + i, watts, mid=i + 1))
+        runner.step(0)
+    return start
+
+
 def power_msg(offset, watts, mid, late=0.0):
     topic, payload = rpc(watts, ts=T0 + offset)
     return Msg(topic, payload, T0 + offset + late, mid=mid)
@@ -317,11 +327,7 @@ def will_run(after_will, grace=30.0):
     clock, store, acked = Clock(), Store(), []
     runner = make(clock, store, acked, offline_grace_s=grace)
     live(runner, clock)
-    start = clock.now
-    for i in range(6):
-        runner.submit(power_msg(start - T0 + i, 150.0, mid=i + 1))
-        clock.now = start + i
-        runner.step(0)
+    start = feed_readings(runner, clock, 6, 150.0)
     clock.now += 0.5
     runner.submit(Msg(*online(False), clock.now, mid=100))
     runner.step(0)
@@ -372,11 +378,7 @@ def test_a_failover_during_the_hold_keeps_the_will_s_first_receive_time():
     clock, store, acked = Clock(), Store(), []
     runner = make(clock, store, acked)
     live(runner, clock)
-    start = clock.now
-    for i in range(6):
-        clock.now = start + i
-        runner.submit(power_msg(start - T0 + i, 150.0, mid=i + 1))
-        runner.step(0)
+    start = feed_readings(runner, clock, 6, 150.0)
     clock.now += 0.5
     will_at = clock.now
     runner.submit(Msg(*online(False), will_at, mid=100))
@@ -526,11 +528,7 @@ def test_after_a_broker_outage_a_device_is_not_timed_until_it_speaks_again():
     config = gen2_config(stop_debounce_s=5)
     runner = make(clock, store, acked, configs=[config])
     live(runner, clock)
-    start = clock.now
-    for i in range(5):
-        clock.now = start + i
-        runner.submit(power_msg(start - T0 + i, 500.0, mid=i + 1))
-        runner.step(0)
+    start = feed_readings(runner, clock, 5, 500.0)
     clock.now = start + 5
     runner.submit(power_msg(start - T0 + 5, 0.0, mid=6))  # the pause begins
     runner.step(0)
@@ -561,11 +559,7 @@ def test_a_broker_shutdown_will_waits_for_the_device_to_reconnect():
     clock, store, acked = Clock(), Store(), []
     runner = make(clock, store, acked)
     live(runner, clock)
-    start = clock.now
-    for i in range(5):
-        clock.now = start + i
-        runner.submit(power_msg(start - T0 + i, 500.0, mid=i + 1))
-        runner.step(0)
+    feed_readings(runner, clock, 5, 500.0)
     runner.submit(Msg(*online(False), clock.now, mid=50))
     runner.connection_changed(False)
     clock.now += 15
