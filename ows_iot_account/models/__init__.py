@@ -1,0 +1,1 @@
+from . import account_move, account_move_line, mqtt_session

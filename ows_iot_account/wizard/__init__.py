@@ -1,0 +1,1 @@
+from . import mqtt_session_invoice_wizard
