@@ -6,7 +6,7 @@
     "category": "Manufacturing",
     "author": "OWS IoT",
     "license": "LGPL-3",
-    "depends": ["base", "mail", "product", "web"],
+    "depends": ["base", "mail", "portal", "product", "web"],
     "data": [
         "security/ows_iot_security.xml",
         "security/ir.model.access.csv",
@@ -23,6 +23,7 @@
         "views/res_config_settings_views.xml",
         "views/ows_iot_menus.xml",
         "views/ows_iot_runtime_menus.xml",
+        "views/mqtt_session_portal_templates.xml",
     ],
     "demo": ["demo/ows_iot_demo.xml"],
     # Loaded server-wide (--load=base,web,ows_iot), this starts the MQTT ingestion.

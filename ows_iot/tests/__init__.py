@@ -6,6 +6,7 @@ if __name__ == "odoo.addons.ows_iot.tests":
         test_billing,
         test_device,
         test_ingest,
+        test_portal,
         test_runtime,
         test_security,
         test_session_billing,
