@@ -13,6 +13,7 @@
         "wizard/mqtt_session_invoice_wizard_views.xml",
         "views/mqtt_session_views.xml",
         "views/account_move_views.xml",
+        "views/mqtt_session_portal_templates.xml",
     ],
     "assets": {
         "web.assets_tests": ["ows_iot_account/static/tests/tours/**/*"],
