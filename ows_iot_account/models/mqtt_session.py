@@ -244,6 +244,7 @@ class MqttSession(models.Model):
             self._prepare_invoice_line(product, first._ows_quantity(time_s), price, description)
         ]
         if standby_s:
+            share = f"{first.standby_rate * 100:g}"
             lines.append(
                 self._prepare_invoice_line(
                     product,
@@ -252,7 +253,7 @@ class MqttSession(models.Model):
                     _(
                         "%(device)s: standby time at %(share)s %% of the price",
                         device=first.device_id.name,
-                        share=f"{first.standby_rate * 100:g}",
+                        share=share,
                     ),
                 )
             )

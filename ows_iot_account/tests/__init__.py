@@ -1,1 +1,1 @@
-from . import test_invoice, test_portal, test_tour
+from . import test_invoice, test_portal, test_tour, test_translation
