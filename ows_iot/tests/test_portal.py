@@ -76,6 +76,19 @@ class TestPortalSessions(HttpCase, OwsIotCase):
         home = self.url_open("/my")
         self.assertIn("/my/machine-sessions", home.text)
 
+    def test_portal_pages_in_german(self):
+        self.env["res.lang"]._activate_lang("de_DE")
+        self.env["ir.module.module"]._load_module_terms(["ows_iot"], ["de_DE"], overwrite=True)
+        self.authenticate(self.portal_user.login, self.portal_user.login)
+        # The portal's language is the visitor's choice (its language selector).
+        self.opener.cookies["frontend_lang"] = "de_DE"
+        listing = self.url_open("/my/machine-sessions").text
+        for term in ("Maschinensitzungen", "Sitzungsnr.", "Maschine", "Dauer", "Betrag"):
+            self.assertIn(term, listing)
+        detail = self.url_open(f"/my/machine-sessions/{self.own.id}").text
+        for term in ("Arbeitszeit", "Leerlaufzeit", "Energieverbrauch", "Abrechnung"):
+            self.assertIn(term, detail)
+
     def test_anonymous_visitors_are_sent_to_the_login(self):
         response = self.url_open("/my/machine-sessions", allow_redirects=False)
         self.assertEqual(response.status_code, 303)
