@@ -4,6 +4,8 @@
 import json
 import logging
 import math
+import threading
+import time
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -59,6 +61,14 @@ MAX_ID_LENGTH = 128
 # Epoch bounds of a plausible event: 2000-01-01 .. 2100-01-01.
 MIN_EPOCH, MAX_EPOCH = 946_684_800.0, 4_102_444_800.0
 INSERT_CHUNK = 1000
+RETENTION_PARAM = "ows_iot.event_retention_days"
+DEFAULT_RETENTION_DAYS = 90
+# Heartbeats and level changes are nearly all of the log and say nothing a closed
+# session does not keep in its totals. Starts, stops, timeouts, online notices and
+# failed events stay: they are what an audit of a session reads.
+PURGEABLE_TYPES = ("session_heartbeat", "state_changed")
+PURGE_BATCH = 20_000
+PURGE_TIME_BUDGET_S = 60.0
 # Concurrent writers of the same event_uid: the other transaction won, ours is a duplicate.
 CONFLICT_ERRORS = (pg_errors.UniqueViolation, pg_errors.SerializationFailure)
 
@@ -284,6 +294,68 @@ class OwsIotEvent(models.Model):
     def _unlink_except_processed(self):
         if self.filtered("processed"):
             raise UserError(_("Processed IoT events are an immutable log and cannot be deleted."))
+
+    # -- retention -------------------------------------------------------------------
+
+    @api.model
+    def _ows_retention_days(self):
+        value = self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM)
+        try:
+            return max(int(value), 0) if value not in (None, False, "") else DEFAULT_RETENTION_DAYS
+        except ValueError:
+            return DEFAULT_RETENTION_DAYS
+
+    @api.model
+    def _cron_purge_old_events(self, batch_size=PURGE_BATCH, time_budget_s=PURGE_TIME_BUDGET_S):
+        """Remove heartbeats and level changes older than the retention, in batches.
+
+        Only events of sessions that are no longer running go, and only applied ones.
+        Each batch is committed, so a long backlog never holds one huge transaction;
+        when the time budget is spent with rows left, the cron's progress says so and
+        Odoo runs it again at once. Returns the number of rows removed.
+        """
+        days = self._ows_retention_days()
+        if not days:
+            return 0
+        cutoff = fields.Datetime.subtract(fields.Datetime.now(), days=days)
+        commit = not getattr(threading.current_thread(), "testing", False)
+        deadline = time.monotonic() + time_budget_s
+        removed = 0
+        more = True
+        while more and time.monotonic() < deadline:
+            # Through SQL: the ORM refuses to delete applied events, by design.
+            self.env.cr.execute(
+                SQL(
+                    """
+                    DELETE FROM ows_iot_event WHERE id IN (
+                        SELECT event.id
+                          FROM ows_iot_event event
+                          LEFT JOIN mqtt_session session ON session.id = event.session_id
+                         WHERE event.event_type IN %(types)s
+                           AND event.timestamp < %(cutoff)s
+                           AND event.processed
+                           AND (session.id IS NULL OR session.status != 'running')
+                         LIMIT %(limit)s)
+                    """,
+                    types=PURGEABLE_TYPES,
+                    cutoff=cutoff,
+                    limit=batch_size,
+                )
+            )
+            removed += self.env.cr.rowcount
+            more = self.env.cr.rowcount == batch_size
+            self.env["ir.cron"]._notify_progress(done=removed, remaining=int(more))
+            if commit:
+                self.env.cr.commit()
+        if removed:
+            self.invalidate_model()
+            _logger.info(
+                "ows_iot: removed %d heartbeat and level-change events older than %d days%s",
+                removed,
+                days,
+                " (more left: continuing)" if more else "",
+            )
+        return removed
 
     # -- ingestion -------------------------------------------------------------------
 

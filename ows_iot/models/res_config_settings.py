@@ -2,6 +2,8 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
+from .ows_iot_event import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
+
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
 DEFAULT_KEEPALIVE = 60
@@ -70,6 +72,15 @@ class ResConfigSettings(models.TransientModel):
         "message published at QoS 0 is lost if Odoo stops before saving it.",
     )
 
+    ows_iot_event_retention_days = fields.Integer(
+        string="Keep heartbeats (days)",
+        config_parameter=RETENTION_PARAM,
+        default=DEFAULT_RETENTION_DAYS,
+        help="Heartbeat and level-change events of finished sessions older than this are "
+        "removed every night; session starts, stops, timeouts and online notices are kept, "
+        "and so are the sessions' totals. 0 keeps every event.",
+    )
+
     @api.model
     def get_values(self):
         res = super().get_values()
@@ -77,13 +88,15 @@ class ResConfigSettings(models.TransientModel):
         res["ows_iot_mqtt_qos"] = str(DEFAULT_QOS)
         return res
 
-    @api.constrains("ows_iot_mqtt_port", "ows_iot_mqtt_keepalive")
+    @api.constrains("ows_iot_mqtt_port", "ows_iot_mqtt_keepalive", "ows_iot_event_retention_days")
     def _check_ows_iot_mqtt(self):
         for settings in self:
             if not 1 <= settings.ows_iot_mqtt_port <= 65535:
                 raise ValidationError(_("The MQTT broker port must be between 1 and 65535."))
             if settings.ows_iot_mqtt_keepalive <= 0:
                 raise ValidationError(_("The MQTT keepalive must be a positive number of seconds."))
+            if settings.ows_iot_event_retention_days < 0:
+                raise ValidationError(_("The heartbeat retention must be 0 (keep all) or a number of days."))
 
     @api.model
     def _ows_iot_broker_settings(self):
