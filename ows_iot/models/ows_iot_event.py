@@ -15,6 +15,7 @@ from psycopg2.extras import Json
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
+from odoo.tools.sql import create_index
 
 from ..services.events import (
     EVENT_TYPES,
@@ -69,6 +70,28 @@ DEFAULT_RETENTION_DAYS = 90
 PURGEABLE_TYPES = ("session_heartbeat", "state_changed")
 PURGE_BATCH = 20_000
 PURGE_TIME_BUDGET_S = 60.0
+PURGE_SQL = """
+    DELETE FROM ows_iot_event WHERE id IN (
+        SELECT event.id
+          FROM ows_iot_event event
+          LEFT JOIN mqtt_session session ON session.id = event.session_id
+         WHERE event.event_type IN %(types)s
+           AND event.timestamp < %(cutoff)s
+           AND event.processed
+           AND (session.id IS NULL OR session.status != 'running')
+         LIMIT %(limit)s)
+"""
+# (name, columns, condition): what the device's and the session's event lists sort
+# by, and the rows the retention looks for, so none of them reads the whole log.
+EVENT_INDEXES = [
+    ("ows_iot_event_device_time_idx", ["device_id", "timestamp DESC", "id DESC"], ""),
+    ("ows_iot_event_session_time_idx", ["session_id", "timestamp DESC", "id DESC"], ""),
+    (
+        "ows_iot_event_purgeable_time_idx",
+        ["timestamp"],
+        "event_type IN ('session_heartbeat', 'state_changed') AND processed",
+    ),
+]
 # Concurrent writers of the same event_uid: the other transaction won, ours is a duplicate.
 CONFLICT_ERRORS = (pg_errors.UniqueViolation, pg_errors.SerializationFailure)
 
@@ -266,6 +289,14 @@ class OwsIotEvent(models.Model):
         ("event_uid_uniq", "unique(event_uid)", "An event with this UID was already received."),
     ]
 
+    def init(self):
+        super().init()
+        self._ows_create_indexes()
+
+    def _ows_create_indexes(self):
+        for name, expressions, where in EVENT_INDEXES:
+            create_index(self.env.cr, name, self._table, expressions, where=where)
+
     @api.depends("payload_json")
     def _compute_payload_text(self):
         for event in self:
@@ -325,22 +356,7 @@ class OwsIotEvent(models.Model):
         while more and time.monotonic() < deadline:
             # Through SQL: the ORM refuses to delete applied events, by design.
             self.env.cr.execute(
-                SQL(
-                    """
-                    DELETE FROM ows_iot_event WHERE id IN (
-                        SELECT event.id
-                          FROM ows_iot_event event
-                          LEFT JOIN mqtt_session session ON session.id = event.session_id
-                         WHERE event.event_type IN %(types)s
-                           AND event.timestamp < %(cutoff)s
-                           AND event.processed
-                           AND (session.id IS NULL OR session.status != 'running')
-                         LIMIT %(limit)s)
-                    """,
-                    types=PURGEABLE_TYPES,
-                    cutoff=cutoff,
-                    limit=batch_size,
-                )
+                PURGE_SQL, {"types": PURGEABLE_TYPES, "cutoff": cutoff, "limit": batch_size}
             )
             removed += self.env.cr.rowcount
             more = self.env.cr.rowcount == batch_size
