@@ -96,7 +96,9 @@ class ResConfigSettings(models.TransientModel):
             if settings.ows_iot_mqtt_keepalive <= 0:
                 raise ValidationError(_("The MQTT keepalive must be a positive number of seconds."))
             if settings.ows_iot_event_retention_days < 0:
-                raise ValidationError(_("The heartbeat retention must be 0 (keep all) or a number of days."))
+                raise ValidationError(
+                    _("The heartbeat retention must be 0 (keep all) or a number of days.")
+                )
 
     @api.model
     def _ows_iot_broker_settings(self):

@@ -77,3 +77,14 @@ class TestEventRetention(OwsIotCase):
         cron = self.env.ref("ows_iot.ir_cron_ows_iot_purge_events")
         self.assertTrue(cron.active)
         self.assertEqual((cron.interval_number, cron.interval_type), (1, "days"))
+
+    def test_a_sessions_events_are_indexed_with_their_time(self):
+        self.env.cr.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ows_iot_event'"
+        )
+        indexes = dict(self.env.cr.fetchall())
+        self.assertIn(
+            '(session_id, "timestamp" DESC, id DESC)',
+            indexes.get("ows_iot_event_session_time_idx", ""),
+        )
+        self.assertNotIn("ows_iot_event__session_id_index", indexes)
