@@ -288,8 +288,9 @@ class OwsIotEvent(models.Model):
     ]
 
     def init(self):
-        super().init()
+        res = super().init()
         self._ows_create_indexes()
+        return res
 
     def _ows_create_indexes(self):
         # Databases of earlier versions indexed session_id alone; the index below
@@ -363,7 +364,9 @@ class OwsIotEvent(models.Model):
             more = self.env.cr.rowcount == batch_size
             self.env["ir.cron"]._notify_progress(done=removed, remaining=int(more))
             if commit:
-                self.env.cr.commit()
+                # Each batch stands on its own: a long backlog never holds one huge
+                # transaction, and what is removed stays removed if the cron stops.
+                self.env.cr.commit()  # pylint: disable=invalid-commit
         if removed:
             self.invalidate_model()
             _logger.info(
