@@ -234,7 +234,7 @@ class MqttSession(models.Model):
         help="The session timed out (the meter fell silent or went offline): check its "
         "end before billing it. Mark Billed refuses it until a manager clears the review.",
     )
-    reviewed_by_id = fields.Many2one("res.users", string="Reviewed By", readonly=True, copy=False)
+    reviewed_by_id = fields.Many2one("res.users", readonly=True, copy=False)
     billing_hold = fields.Selection(
         [("review", "To review"), ("no_product", "No product")],
         string="Held Back",
