@@ -139,6 +139,13 @@ class MqttDevice(models.Model):
         tracking=True,
         help="Length of one billed unit in seconds, e.g. 60 (minutes) or 900 (quarter hours).",
     )
+    billing_unit_min = fields.Float(
+        string="Billing Unit (min)",
+        digits=(12, 2),
+        compute="_compute_billing_unit_min",
+        inverse="_inverse_billing_unit_min",
+        help="Length of one billed unit in minutes, e.g. 1 (minutes) or 15 (quarter hours).",
+    )
     billing_rounding = fields.Selection(
         BILLING_ROUNDINGS,
         string="Rounding",
@@ -202,6 +209,25 @@ class MqttDevice(models.Model):
         help="Customer new sessions of this machine are assigned to.",
     )
 
+    user_id = fields.Many2one(
+        "res.users",
+        string="Responsible",
+        default=lambda self: self.env.user,
+        tracking=True,
+        help="Receives the alerts of this machine as activities.",
+    )
+    alert_standby_min = fields.Integer(
+        string="Standby Alert (min)",
+        default=0,
+        help="Alert the responsible user when the machine stays in standby this many "
+        "minutes during a session. 0: no alert.",
+    )
+    alert_session_max_h = fields.Float(
+        string="Session Alert (h)",
+        default=0.0,
+        help="Alert the responsible user when a session runs longer than this. 0: no alert.",
+    )
+
     # Live state, written by the ingestion
     online = fields.Boolean(readonly=True, copy=False)
     last_seen = fields.Datetime(readonly=True, copy=False)
@@ -225,7 +251,19 @@ class MqttDevice(models.Model):
     total_working_h = fields.Float(string="Working Hours", compute="_compute_session_totals")
     total_standby_h = fields.Float(string="Standby Hours", compute="_compute_session_totals")
     total_energy_wh = fields.Float(string="Energy (Wh)", compute="_compute_session_totals")
-    amount_to_bill = fields.Monetary(compute="_compute_session_totals")
+    total_energy_kwh = fields.Float(
+        string="Total Energy (kWh)", digits=(16, 2), compute="_compute_session_totals"
+    )
+    amount_to_bill = fields.Monetary(
+        compute="_compute_session_totals",
+        help="Ended sessions to bill, without those held back (no product, to review).",
+    )
+    held_session_count = fields.Integer(
+        string="Sessions Held Back",
+        compute="_compute_session_totals",
+        help="Ended sessions to bill that are kept out of the amount to bill: timed out "
+        "and not reviewed yet, or without a product.",
+    )
 
     _sql_constraints = [
         (
@@ -239,6 +277,15 @@ class MqttDevice(models.Model):
     def _compute_currency_id(self):
         for device in self:
             device.currency_id = (device.company_id or self.env.company).currency_id
+
+    @api.depends("billing_unit_s")
+    def _compute_billing_unit_min(self):
+        for device in self:
+            device.billing_unit_min = device.billing_unit_s / 60
+
+    def _inverse_billing_unit_min(self):
+        for device in self:
+            device.billing_unit_s = round(device.billing_unit_min * 60)
 
     @api.depends("product_id")
     def _compute_price_unit(self):
@@ -261,17 +308,20 @@ class MqttDevice(models.Model):
             ],
         )
         totals = {device.id: values for device, *values in groups}
-        to_bill = dict(
-            self.env["mqtt.session"]._read_group(
-                [
-                    ("device_id", "in", self.ids),
-                    ("billing_state", "=", "to_bill"),
-                    ("status", "!=", "running"),
-                ],
-                ["device_id"],
-                ["amount:sum"],
-            )
-        )
+        to_bill, held = {}, {}
+        for device, hold, amount, count in self.env["mqtt.session"]._read_group(
+            [
+                ("device_id", "in", self.ids),
+                ("billing_state", "=", "to_bill"),
+                ("status", "!=", "running"),
+            ],
+            ["device_id", "billing_hold"],
+            ["amount:sum", "__count"],
+        ):
+            if hold:
+                held[device] = held.get(device, 0) + count
+            else:
+                to_bill[device] = amount
         for device in self:
             count, total_s, working_s, standby_s, energy = totals.get(
                 device._origin.id, (0, 0.0, 0.0, 0.0, 0.0)
@@ -281,7 +331,9 @@ class MqttDevice(models.Model):
             device.total_working_h = working_s / 3600
             device.total_standby_h = standby_s / 3600
             device.total_energy_wh = energy
+            device.total_energy_kwh = energy / 1000
             device.amount_to_bill = to_bill.get(device._origin, 0.0)
+            device.held_session_count = held.get(device._origin, 0)
 
     @api.constrains(
         "standby_threshold_w",

@@ -1,11 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import logging
 from collections import defaultdict
+from datetime import timedelta
 
 from psycopg2 import IntegrityError
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
 from ..services.billing import billable
 from ..services.events import SESSION_EVENT_TYPES
@@ -125,6 +127,12 @@ class MqttSession(models.Model):
     avg_power_w = fields.Float(string="Average Power (W)", readonly=True, aggregator="avg")
     peak_power_w = fields.Float(string="Peak Power (W)", readonly=True, aggregator="max")
     energy_wh = fields.Float(string="Energy (Wh)", readonly=True, aggregator="sum")
+    energy_kwh = fields.Float(
+        string="Energy Used (kWh)",
+        compute="_compute_energy_kwh",
+        store=True,
+        aggregator="sum",
+    )
     last_heartbeat = fields.Datetime(readonly=True)
     # (seq, epoch) of the newest event applied: an older one never overwrites it.
     last_event_seq = fields.Integer(readonly=True, copy=False)
@@ -195,6 +203,16 @@ class MqttSession(models.Model):
         string="Billable (s)", compute="_compute_billing", store=True, aggregator="sum"
     )
     billable_units = fields.Integer(compute="_compute_billing", store=True, aggregator="sum")
+    billable_h = fields.Float(
+        string="Billable Time", compute="_compute_billable_h", help="Billable time in hours."
+    )
+    billing_unit_min = fields.Float(
+        string="Billing Unit (min)",
+        digits=(12, 2),
+        compute="_compute_billing_unit_min",
+        inverse="_inverse_billing_unit_min",
+        help="Length of one billed unit in minutes, e.g. 1 or 15.",
+    )
     amount = fields.Monetary(compute="_compute_billing", store=True, aggregator="sum")
     billing_state = fields.Selection(
         [("to_bill", "To Bill"), ("billed", "Billed"), ("free", "Free")],
@@ -206,6 +224,27 @@ class MqttSession(models.Model):
         copy=False,
     )
     billed_date = fields.Datetime(readonly=True, copy=False)
+    # A timed-out session ended on silence or a last will, not on the machine
+    # switching off: its end may be wrong, so a manager checks it before billing.
+    review_required = fields.Boolean(
+        string="To Review",
+        compute="_compute_review_required",
+        store=True,
+        index=True,
+        help="The session timed out (the meter fell silent or went offline): check its "
+        "end before billing it. Mark Billed refuses it until a manager clears the review.",
+    )
+    reviewed_by_id = fields.Many2one("res.users", readonly=True, copy=False)
+    billing_hold = fields.Selection(
+        [("review", "To review"), ("no_product", "No product")],
+        string="Held Back",
+        compute="_compute_billing_hold",
+        store=True,
+        index=True,
+        help="Why the session is kept out of the amounts to bill.",
+    )
+    # Alerts already sent for this session (comma-separated kinds): each goes once.
+    alerts_sent = fields.Char(readonly=True, copy=False)
 
     _sql_constraints = [
         ("session_id_uniq", "unique(session_id)", "A session with this UUID already exists."),
@@ -239,6 +278,40 @@ class MqttSession(models.Model):
                         "currency_id": self.env.company.currency_id.id,
                     }
                 )
+
+    @api.depends("energy_wh")
+    def _compute_energy_kwh(self):
+        for session in self:
+            session.energy_kwh = session.energy_wh / 1000
+
+    @api.depends("billable_s")
+    def _compute_billable_h(self):
+        for session in self:
+            session.billable_h = session.billable_s / 3600
+
+    @api.depends("billing_unit_s")
+    def _compute_billing_unit_min(self):
+        for session in self:
+            session.billing_unit_min = session.billing_unit_s / 60
+
+    def _inverse_billing_unit_min(self):
+        for session in self:
+            session.billing_unit_s = round(session.billing_unit_min * 60)
+
+    @api.depends("status", "reviewed_by_id")
+    def _compute_review_required(self):
+        for session in self:
+            session.review_required = session.status == "timeout" and not session.reviewed_by_id
+
+    @api.depends("review_required", "product_id")
+    def _compute_billing_hold(self):
+        for session in self:
+            if session.review_required:
+                session.billing_hold = "review"
+            elif not session.product_id:
+                session.billing_hold = "no_product"
+            else:
+                session.billing_hold = False
 
     @api.depends("total_duration_s", "working_duration_s", "standby_duration_s")
     def _compute_hours(self):
@@ -382,6 +455,15 @@ class MqttSession(models.Model):
 
     def action_mark_billed(self):
         self._ows_check_billable()
+        to_review = self.filtered("review_required")
+        if to_review:
+            raise UserError(
+                _(
+                    "Session %(session)s timed out: check its end and clear the review "
+                    "before billing it.",
+                    session=to_review[0].display_name,
+                )
+            )
         billed = self.filtered(lambda session: session.billing_state == "billed")
         if billed:
             raise UserError(
@@ -429,6 +511,119 @@ class MqttSession(models.Model):
         for session in billed:
             session.message_post(body=_("Billing reopened after the session had been billed."))
         return True
+
+    def action_clear_review(self):
+        """A manager checked the timed-out session: it may be billed."""
+        self.check_access("write")
+        to_review = self.filtered("review_required")
+        to_review.sudo().write({"reviewed_by_id": self.env.user.id})
+        for session in to_review:
+            session.message_post(body=_("Timed-out session reviewed; it may be billed."))
+        return True
+
+    # -- alerts ----------------------------------------------------------------------
+
+    @api.model
+    def _cron_alerts(self, now=None):
+        """Schedule an activity for the device's responsible user, once per session
+        and kind: offline during the session, standby too long, session too long."""
+        now = now or fields.Datetime.now()
+        Session = self.sudo()
+        timed_out = Session.search(
+            [
+                ("status", "=", "timeout"),
+                ("end_time", ">=", now - timedelta(days=1)),
+                "|", ("alerts_sent", "=", False), ("alerts_sent", "not ilike", "offline"),
+            ]
+        )  # fmt: skip
+        for session in timed_out:
+            session._ows_alert(
+                "offline",
+                _("%(device)s went offline during a session", device=session.device_id.name),
+                _(
+                    "The meter fell silent or reported offline while session %(session)s "
+                    "ran; it ended at the last message, %(end)s. Check it before billing.",
+                    session=session.name,
+                    end=session._ows_user_time(session.end_time),
+                ),
+            )
+        running = Session.search([("status", "=", "running")])
+        standby_since = running._ows_standby_since()
+        for session in running:
+            device = session.device_id
+            limit_s = device.alert_session_max_h * 3600
+            if limit_s and (now - session.start_time).total_seconds() > limit_s:
+                session._ows_alert(
+                    "long",
+                    _("%(device)s: session running long", device=device.name),
+                    _(
+                        "Session %(session)s has been running since %(start)s, longer "
+                        "than the %(hours)s hours configured on the device.",
+                        session=session.name,
+                        start=session._ows_user_time(session.start_time),
+                        hours=round(device.alert_session_max_h, 2),
+                    ),
+                )
+            since = standby_since.get(session.id)
+            if (
+                device.alert_standby_min
+                and since
+                and (now - since).total_seconds() > device.alert_standby_min * 60
+            ):
+                session._ows_alert(
+                    "standby",
+                    _("%(device)s left in standby", device=device.name),
+                    _(
+                        "%(device)s has been in standby since %(since)s, longer than the "
+                        "%(minutes)s minutes configured on the device. Switch it off?",
+                        device=device.name,
+                        since=session._ows_user_time(since),
+                        minutes=device.alert_standby_min,
+                    ),
+                )
+
+    def _ows_standby_since(self):
+        """session id -> since when it is in standby (running sessions in standby)."""
+        in_standby = self.filtered(lambda session: session.current_state == "standby")
+        if not in_standby:
+            return {}
+        self.env["ows.iot.event"].flush_model()
+        self.env.cr.execute(
+            SQL(
+                "SELECT DISTINCT ON (session_id) session_id, state, timestamp "
+                "FROM ows_iot_event WHERE session_id = ANY(%s) AND state IS NOT NULL "
+                "AND event_type IN ('session_started', 'state_changed') "
+                "ORDER BY session_id, timestamp DESC, seq DESC",
+                in_standby.ids,
+            )
+        )
+        return {
+            session_id: timestamp
+            for session_id, state, timestamp in self.env.cr.fetchall()
+            if state == "standby"
+        }
+
+    def _ows_user_time(self, value):
+        user = self.device_id.user_id or self.env.user
+        return fields.Datetime.context_timestamp(self.with_user(user), value).strftime(
+            "%Y-%m-%d %H:%M"
+        )
+
+    def _ows_alert(self, kind, summary, note):
+        """One activity on the device for its responsible user, once per session."""
+        self.ensure_one()
+        sent = set(filter(None, (self.alerts_sent or "").split(",")))
+        if kind in sent:
+            return
+        device = self.device_id
+        if device.user_id:
+            device.activity_schedule(
+                "mail.mail_activity_data_warning",
+                summary=summary,
+                note=note,
+                user_id=device.user_id.id,
+            )
+        self.write({"alerts_sent": ",".join(sorted(sent | {kind}))})
 
     def action_view_events(self):
         self.ensure_one()

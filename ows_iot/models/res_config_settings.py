@@ -100,6 +100,56 @@ class ResConfigSettings(models.TransientModel):
                     _("The heartbeat retention must be 0 (keep all) or a number of days.")
                 )
 
+    def action_ows_iot_test_connection(self):
+        """Connect once with the settings as entered, unsaved; the leader's own
+        connection is left alone (the test uses a client id of its own)."""
+        self.ensure_one()
+        # Imported here: the runtime is only needed for this button.
+        from ..runtime.supervisor import broker_settings, make_settings
+        from ..services.broker_check import check_connection
+        from ..services.mqtt_client import SettingsError
+
+        values = broker_settings(self.env)
+        tls = self.ows_iot_mqtt_tls
+        values.update(
+            host=(self.ows_iot_mqtt_host or "").strip(),
+            port=self.ows_iot_mqtt_port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT),
+            username=self.ows_iot_mqtt_username or None,
+            password=self.sudo().ows_iot_mqtt_password or None,
+            tls=tls,
+            ca_file=self.ows_iot_mqtt_ca_file or None,
+            cert_file=self.ows_iot_mqtt_cert_file or None,
+            key_file=self.ows_iot_mqtt_key_file or None,
+            client_id=self.ows_iot_mqtt_client_id or values["client_id"],
+            keepalive=self.ows_iot_mqtt_keepalive or DEFAULT_KEEPALIVE,
+        )
+        try:
+            result = check_connection(make_settings(values))
+        except SettingsError as exc:
+            ok, message = False, _("The settings cannot work: %(error)s", error=exc)
+        else:
+            ok = result.ok
+            reasons = {
+                None: _("Connection works"),
+                "credentials": _("Wrong user name or password"),
+                "tls": _("TLS error"),
+                "refused": _("Connection refused"),
+                "unreachable": _("Broker not reachable"),
+                "timeout": _("No answer"),
+                "protocol": _("Refused by the broker"),
+            }
+            message = f"{reasons[result.reason]}: {result.detail}"
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("MQTT broker"),
+                "message": message,
+                "type": "success" if ok else "danger",
+                "sticky": not ok,
+            },
+        }
+
     @api.model
     def _ows_iot_broker_settings(self):
         """The broker settings as the MQTT client takes them, defaults applied."""

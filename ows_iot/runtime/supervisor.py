@@ -570,6 +570,7 @@ class LeaderTerm:
                     if failed:
                         env["ows.iot.event"]._ows_record_failed(failed, self.ids)
                     if states:
+                        env.flush_all()  # the ORM's last_seen first, then the newer one
                         self._save_states(cr, states)
                 return
             except CONFLICTS:
@@ -594,12 +595,16 @@ class LeaderTerm:
 
     def _save_states(self, cr, states):
         # A checkpoint, not a user change: plain SQL, no write_date, no ORM cache.
+        # "Last seen" rides along: the engine's last message of the device, one
+        # write per device and commit however many messages it sent.
         rows = [(self.ids[d], Json(s)) for d, s in states.items() if d in self.ids]
         if not rows:
             return
         values = ", ".join(["(%s, %s::jsonb)"] * len(rows))
         cr.execute(
-            f"UPDATE mqtt_device AS d SET engine_state = v.state "
+            f"UPDATE mqtt_device AS d SET engine_state = v.state, last_seen = GREATEST("
+            f"d.last_seen, date_trunc('second', to_timestamp("
+            f"(v.state->>'last_msg_ms')::float8 / 1000) AT TIME ZONE 'UTC')) "
             f"FROM (VALUES {values}) AS v(id, state) WHERE d.id = v.id",
             [value for row in rows for value in row],
         )

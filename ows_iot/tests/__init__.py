@@ -2,6 +2,7 @@
 # pytest and must not be collected by Odoo.
 if __name__ == "odoo.addons.ows_iot.tests":
     from . import (
+        test_alerts,
         test_api,
         test_billing,
         test_device,
@@ -11,6 +12,7 @@ if __name__ == "odoo.addons.ows_iot.tests":
         test_runtime,
         test_security,
         test_session_billing,
+        test_settings_connection,
         test_tour,
         test_translation,
         test_views_report,

@@ -116,12 +116,17 @@ class OwsIotCase(TransactionCase):
         cls.Session = cls.env["mqtt.session"]
         cls.Event = cls.env["ows.iot.event"]
         cls.customer = cls.env["res.partner"].create({"name": "Maker Space Member"})
+        # Without a product, sessions are held back from the amounts to bill.
+        cls.machine_time = cls.env["product.product"].create(
+            {"name": "Machine time", "type": "service", "list_price": 1.5}
+        )
         cls.device = cls.Device.create(
             {
                 "name": "Shaper Origin",
                 "device_id": GEN2,
                 "mqtt_topic": GEN2,
                 "company_id": cls.company.id,
+                "product_id": cls.machine_time.id,
                 "price_unit": 1.5,
                 "partner_id": cls.customer.id,
             }

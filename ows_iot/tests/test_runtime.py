@@ -25,7 +25,7 @@ from ..services.ingestor import Ingestor
 from ..services.leader import NEW_TERM_SQL, LeaderLock, lock_key
 from ..services.mqtt_client import SettingsError
 from ..services.runner import LeadershipLost
-from .common import T0, gen2_frame
+from .common import T0, gen2_frame, utc
 
 RUNTIME_LOGGER = "odoo.addons.ows_iot.models.ows_iot_runtime"
 LASER = "shellypmminig3-rt0000000001"
@@ -308,6 +308,34 @@ class TestLeaderCommit(RuntimeCase):
         # Redelivered messages re-emit the same uids: nothing is written twice.
         self.term._commit(events, {LASER: state})
         self.assertEqual(self.Event.search_count([("device_id", "=", device.id)]), len(events))
+
+    def test_last_seen_is_the_last_message_written_once_per_commit(self):
+        """A steady load sends readings that change nothing in the session: no
+        event, yet "Last seen" must follow them, written with the commit."""
+        device = self.make_device(LASER)
+        steady = [(offset, 150.0) for offset in range(0, 600, 5)]
+        events, state = run_engine(device, steady)
+        self.assertLess(len(events), 5)  # a start and a heartbeat or so, not 120
+        self.assertTrue(self.runtime.lock.acquire())
+        self.term.ids = {LASER: device.id}
+        self.term.term_number = self.begin_term()
+        queries_before = self.env.cr.sql_log_count
+        self.term._commit(events, {LASER: state})
+        queries = self.env.cr.sql_log_count - queries_before
+        device.invalidate_recordset(["last_seen"])
+        self.assertEqual(device.last_seen, utc(T0 + 595))
+        # Ten times the messages cost the same commit: the snapshot, not the messages.
+        _events, longer_state = run_engine(device, [(o, 150.0) for o in range(0, 6000, 5)])
+        queries_before = self.env.cr.sql_log_count
+        self.term._commit([], {LASER: longer_state})
+        self.assertLessEqual(self.env.cr.sql_log_count - queries_before, queries)
+        device.invalidate_recordset(["last_seen"])
+        self.assertEqual(device.last_seen, utc(T0 + 5995))
+        # An older snapshot (a redelivery) never moves it back.
+        self.term._commit([], {LASER: state})
+        device.invalidate_recordset()
+        self.assertEqual(device.last_seen, utc(T0 + 5995))
+        self.assertTrue(device.online)
 
     def test_a_commit_after_another_term_began_writes_nothing(self):
         device = self.make_device(LASER)

@@ -1,6 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from odoo.tests import HttpCase, new_test_user, tagged
 
+ROLES = {
+    "administrator": "base.group_user,base.group_system",
+    "manager": "base.group_user,ows_iot.group_ows_iot_manager",
+    "user": "base.group_user,ows_iot.group_ows_iot_user",
+}
+
 
 @tagged("post_install", "-at_install")
 class TestManagerTour(HttpCase):
@@ -18,3 +24,45 @@ class TestManagerTour(HttpCase):
         self.assertEqual(device.name, "Tour Laser Cutter")
         self.assertEqual(device.price_unit, 2.5)
         self.assertEqual(device.session_ids.amount, 75.0)
+
+
+@tagged("post_install", "-at_install")
+class TestMenuTour(HttpCase):
+    def _menu_actions(self, user):
+        """(menu path, action) of every menu of the app the user sees."""
+        root = self.env.ref("ows_iot.ows_iot_menu_root")
+        Menu = self.env["ir.ui.menu"].with_user(user)
+        # A menu is shown when it and all its parents are visible to the user.
+        visible = Menu._visible_menu_ids()
+        menus = Menu.search([("id", "child_of", root.id), ("action", "!=", False)])
+        return [
+            (menu.complete_name, menu.action)
+            for menu in menus
+            if all(int(part) in visible for part in menu.parent_path.split("/") if part)
+        ]
+
+    def _open_every_menu(self, role):
+        user = new_test_user(
+            self.env, login=f"iot_menu_{role}", groups=ROLES[role], tz="Europe/Berlin"
+        )
+        opened = []
+        for path, action in self._menu_actions(user):
+            with self.subTest(role=role, menu=path):
+                self.start_tour(f"/odoo/action-{action.id}", "ows_iot_menu_tour", login=user.login)
+                opened.append(path)
+        return opened
+
+    def test_administrator_opens_every_menu(self):
+        opened = self._open_every_menu("administrator")
+        self.assertIn("IoT/Configuration/Ingestion Status", opened)
+        self.assertIn("IoT/Configuration/Settings", opened)
+
+    def test_manager_opens_every_menu(self):
+        opened = self._open_every_menu("manager")
+        self.assertIn("IoT/Configuration/Ingestion Status", opened)
+        self.assertNotIn("IoT/Configuration/Settings", opened)
+
+    def test_user_opens_every_menu(self):
+        opened = self._open_every_menu("user")
+        self.assertIn("IoT/Sessions", opened)
+        self.assertFalse([path for path in opened if path.startswith("IoT/Configuration")])
