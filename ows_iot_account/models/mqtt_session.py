@@ -141,6 +141,10 @@ class MqttSession(models.Model):
                 self.filtered(lambda session: not session.product_id),
                 _("Sessions of devices without product:"),
             ),
+            (
+                self.filtered("review_required"),
+                _("Timed-out sessions to review first:"),
+            ),
         ):
             if sessions:
                 problems.append(f"{title}\n{listing(sessions)}")
@@ -160,6 +164,7 @@ class MqttSession(models.Model):
                 and session.billing_state == "to_bill"
                 and session.partner_id
                 and session.product_id
+                and not session.review_required
             )
         )
 

@@ -52,16 +52,19 @@ class OwsIotInvoiceCase(AccountTestInvoicingCommon):
             }
         )
 
-    def make_session(self, device=None, working=3600.0, standby=0.0, start=None):
-        """A completed session of ``device`` with the given seconds, starting ``start``
-        seconds after T0 (2024-06-01 10:00 UTC)."""
+    def make_session(
+        self, device=None, working=3600.0, standby=0.0, start=None, ending="session_stopped"
+    ):
+        """A completed (or, with ``ending="session_timeout"``, timed-out) session of
+        ``device`` with the given seconds, starting ``start`` seconds after T0
+        (2024-06-01 10:00 UTC)."""
         device = device or self.device
         type(self).seq += 1
         start = self.seq * 10_000.0 if start is None else start
         end = start + working + standby
         event = session_event(
             device.device_id,
-            "session_stopped",
+            ending,
             self.seq,
             end,
             start=start,

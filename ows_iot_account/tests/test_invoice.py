@@ -235,6 +235,18 @@ class TestInvoiceRefusals(OwsIotInvoiceCase):
             invoiced._create_invoices("session")
         self.assertEqual(len(invoiced.invoice_line_ids), 1)
 
+    def test_timed_out_sessions_wait_for_their_review(self):
+        timed_out = self.make_session(ending="session_timeout")
+        self.assertTrue(timed_out.review_required)
+        with self.assertRaises(UserError) as caught:
+            timed_out._create_invoices("session")
+        self.assertIn("Timed-out sessions to review first", str(caught.exception))
+        self.assertIn(timed_out.display_name, str(caught.exception))
+        self.assert_nothing_invoiced(timed_out)
+        timed_out.action_clear_review()
+        move = timed_out._create_invoices("session")
+        self.assertEqual(timed_out.invoice_id, move)
+
     def test_nothing_billable_is_never_invoiced_at_zero(self):
         device = self.make_device("Idle", "shellyplus1pm-idle")
         idle = self.make_session(device, working=0, standby=600)  # standby not billed
