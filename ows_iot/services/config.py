@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-PARSER_TYPES = ("shelly_gen2", "shelly_gen1", "json_path")
+from .parsers import PARSER_TYPES, family
 
 
 class ConfigError(ValueError):
@@ -26,6 +26,10 @@ class DeviceConfig:
     message_timeout_s: float = 300.0
     heartbeat_interval_s: float = 300.0
     max_clock_skew_s: float = 60.0
+    # Tasmota's FullTopic (default %prefix%/%topic%/); json_path's last will.
+    full_topic: str | None = None
+    offline_topic: str | None = None
+    offline_payload: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.device_id, str) or not self.device_id:
@@ -40,6 +44,7 @@ class DeviceConfig:
             )
         if self.parser_type == "json_path" and not self.power_path:
             raise ConfigError(f"{self.device_id}: json_path devices need a power_path")
+        self._check_family()
         for name in (
             "standby_threshold_w",
             "working_threshold_w",
@@ -63,6 +68,15 @@ class DeviceConfig:
                 f"{self.device_id}: working_threshold_w must be at least standby_threshold_w"
             )
 
+    def _check_family(self) -> None:
+        for name in ("full_topic", "offline_topic", "offline_payload", "channel", "power_path"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{self.device_id}: {name} must be a string")
+        problem = family(self.parser_type).check_config(self)
+        if problem:
+            raise ConfigError(f"{self.device_id}: {problem}")
+
     @classmethod
     def from_dict(cls, data: dict) -> DeviceConfig:
         """Build from a mapping, ignoring unknown keys and null values."""
@@ -70,8 +84,9 @@ class DeviceConfig:
             raise ConfigError("a device configuration must be a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names and v is not None}
-        if kwargs.get("channel") == "":
-            kwargs.pop("channel")
+        for name in ("channel", "full_topic", "offline_topic", "offline_payload"):
+            if kwargs.get(name) == "":
+                kwargs.pop(name)
         try:
             return cls(**kwargs)
         except TypeError as exc:

@@ -46,6 +46,7 @@ STATE_FIELDS = (
     "last_device_ms",
     "recent",
     "will_at",
+    "phases",
 )
 # Fingerprints of the device's latest applied messages, to know a redelivered one.
 RECENT_FINGERPRINTS = 256
@@ -76,6 +77,8 @@ class DeviceEngine:
         self.recent = []
         # Receive time (epoch s) of a last will held for the grace period, else None.
         self.will_at = None
+        # Latest value of each phase of a meter read as all phases (name -> W).
+        self.phases = {}
         self._clear_session()
 
     def configure(self, config: DeviceConfig) -> None:
@@ -112,6 +115,7 @@ class DeviceEngine:
     def snapshot(self) -> dict:
         state = {name: getattr(self, name) for name in STATE_FIELDS}
         state["recent"] = list(self.recent)
+        state["phases"] = dict(self.phases)
         return state
 
     def restore(self, data: dict) -> None:
@@ -119,6 +123,7 @@ class DeviceEngine:
             if name in data:
                 setattr(self, name, data[name])
         self.recent = list(self.recent or ())
+        self.phases = dict(self.phases or {})
 
     # -- time --------------------------------------------------------------------
 

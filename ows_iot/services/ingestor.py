@@ -20,12 +20,11 @@ from .parsers import (
     MAX_TIMESTAMP,
     Drop,
     check_timestamp,
-    compile_path,
-    parse_json_path,
-    parse_online,
-    parse_shelly_gen1,
-    parse_shelly_gen2,
+    discover,
+    discovery_filters,
+    family,
 )
+from .phases import hold_phases
 
 ROUTE_CACHE_SIZE = 10_000
 SNAPSHOT_VERSION = 1
@@ -46,8 +45,11 @@ class Ingestor:
         self.dropped: Counter = Counter()
         self._prefixes: dict[str, DeviceEngine] = {}
         self._routes: dict[str, tuple] = {}
-        self._paths: dict[str, tuple] = {}
         self._next_deadline = NEVER
+        # Meters that introduced themselves (switchable): key -> what they said,
+        # kept until taken by the leader's next commit.
+        self.discovery = False
+        self.discovered: dict[str, dict] = {}
         self.set_devices(devices)
 
     # -- configuration -----------------------------------------------------------
@@ -63,18 +65,23 @@ class Ingestor:
                 engine.configure(config)
             engines[config.device_id] = engine
         self.engines = engines
-        self._prefixes = {e.config.mqtt_topic.strip("/"): e for e in engines.values()}
-        self._paths = {
-            e.device_id: compile_path(e.config.power_path)
+        self._prefixes = {
+            prefix: (e, lead)
             for e in engines.values()
-            if e.config.parser_type == "json_path"
+            for prefix, lead in family(e.config.parser_type).routes(e.config).items()
         }
         self._routes = {}
         self._refresh_deadline()
 
     def topic_filters(self) -> set[str]:
-        """MQTT subscriptions covering every configured device."""
-        return {f"{prefix}/#" for prefix in self._prefixes}
+        """MQTT subscriptions covering every configured device (and the
+        announcements of meters, when discovery is on)."""
+        filters = {
+            f
+            for e in self.engines.values()
+            for f in family(e.config.parser_type).topic_filters(e.config)
+        }
+        return filters | discovery_filters() if self.discovery else filters
 
     def route(self, topic: str):
         """(engine, subtopic, topic checksum) for a topic, or None when no device owns it."""
@@ -82,15 +89,17 @@ class Ingestor:
         if route is not None:
             return route or None
         route = ()
-        engine = self._prefixes.get(topic)
-        if engine is not None:
-            route = (engine, "", zlib.crc32(topic.encode()))
+        owner = self._prefixes.get(topic)
+        if owner is not None:
+            route = (owner[0], owner[1], zlib.crc32(topic.encode()))
         else:
             parts = topic.split("/")
             for cut in range(len(parts) - 1, 0, -1):
-                engine = self._prefixes.get("/".join(parts[:cut]))
-                if engine is not None:
-                    route = (engine, "/".join(parts[cut:]), zlib.crc32(topic.encode()))
+                owner = self._prefixes.get("/".join(parts[:cut]))
+                if owner is not None:
+                    rest = "/".join(parts[cut:])
+                    subtopic = f"{owner[1]}/{rest}" if owner[1] else rest
+                    route = (owner[0], subtopic, zlib.crc32(topic.encode()))
                     break
         if len(self._routes) >= ROUTE_CACHE_SIZE:
             self._routes.clear()
@@ -98,15 +107,16 @@ class Ingestor:
         return route or None
 
     def offline_notice(self, topic: str, payload: bytes) -> str | None:
-        """The device whose last will ("online" false) this message is, else None."""
+        """The device whose last will (offline notice) this message is, else None."""
         route = self.route(topic) if topic.__class__ is str else None
-        if route is None or route[1] != "online":
+        if route is None:
             return None
-        engine = route[0]
-        if engine.config.parser_type not in ("shelly_gen2", "shelly_gen1"):
+        engine, subtopic = route[0], route[1]
+        parser = family(engine.config.parser_type)
+        if not parser.will(subtopic, engine.config):
             return None
         try:
-            parsed = parse_online(bytes(payload))
+            parsed = parser.parse(subtopic, bytes(payload), engine.config, engine.component)
         except (Drop, TypeError, ValueError):
             return None
         return engine.device_id if parsed.online is False else None
@@ -228,13 +238,7 @@ class Ingestor:
         # Whatever becomes of it (applied, dropped as stale), a copy changes nothing.
         engine.remember(fingerprint)
         config = engine.config
-        parser_type = config.parser_type
-        if parser_type == "shelly_gen2":
-            parsed = parse_shelly_gen2(subtopic, payload, config.channel or engine.component)
-        elif parser_type == "shelly_gen1":
-            parsed = parse_shelly_gen1(subtopic, payload, config.channel or engine.component)
-        else:
-            parsed = parse_json_path(payload, self._paths[engine.device_id])
+        parsed = family(config.parser_type).parse(subtopic, payload, config, engine.component)
 
         ts_ms, stamped = self._timestamp(engine, parsed.device_ts, receive_ms, catch_up)
         if parsed.online is not None:
@@ -261,7 +265,10 @@ class Ingestor:
                 engine.component = parsed.component
             engine.last_reading_ms = ts_ms
             engine.last_fingerprint = fingerprint
-            engine.reading(ts_ms, parsed.power_w, emit)
+            power_w = parsed.power_w
+            if parsed.phases is not None:
+                power_w = hold_phases(engine.phases, parsed.phases)
+            engine.reading(ts_ms, power_w, emit)
         if (
             (catch_up or redelivered)
             and not stamped
@@ -328,6 +335,40 @@ class Ingestor:
             engine.seen(ts_ms, emit)
         else:
             engine.offline(ts_ms, emit)
+
+    # -- meters that introduce themselves ----------------------------------------
+
+    def discover(self, topic: str, payload: bytes, receive_ts: float) -> bool:
+        """Keep what an announcement on a topic no device owns says; True when
+        the message was one (it is then no unknown topic)."""
+        if not self.discovery or topic.__class__ is not str or self.route(topic) is not None:
+            return False
+        try:
+            payload = bytes(payload)
+            if len(payload) > MAX_PAYLOAD_BYTES:
+                return False
+            found = discover(topic, payload)
+        except (TypeError, ValueError, RecursionError):
+            return False
+        for meter in found:
+            entry = self.discovered.setdefault(meter.key, {"key": meter.key})
+            for name, value in meter.to_dict().items():
+                if value:  # a partial announcement (Tasmota's sensors) adds to it
+                    entry[name] = value
+            entry["last_seen"] = receive_ts
+        return bool(found) or any(
+            topic.endswith(suffix) for suffix in ("/online", "/events/rpc", "/bridge/devices")
+        )
+
+    def take_discovered(self) -> list[dict]:
+        """The discoveries since the last take (for the leader's next commit)."""
+        found, self.discovered = list(self.discovered.values()), {}
+        return found
+
+    def return_discovered(self, found: list[dict]) -> None:
+        """A commit failed: keep its discoveries for the next one."""
+        for entry in found:
+            self.discovered.setdefault(entry["key"], entry)
 
     # -- state -------------------------------------------------------------------
 

@@ -151,7 +151,8 @@ def test_gen1_power_topics():
     [
         ("ENERGY.Power", {"ENERGY": {"Power": 45}}, 45),
         ("$.data[1].w", {"data": [{"w": 1}, {"w": 2.5}]}, 2.5),
-        ("$.data.1.w", {"data": [{"w": 1}, {"w": "7.5"}]}, 7.5),
+        ("$.data.1.w", {"data": [{"w": 1}, {"w": 7.5}]}, 7.5),
+        ("$.w", {"w": [100, 200.5, 300]}, 600.5),
         ("a.b", {"a": {}}, None),
         ("a.b", [1], None),
         ("$", 12, 12),
@@ -159,6 +160,13 @@ def test_gen1_power_topics():
 )
 def test_json_path(path, payload, watts):
     assert parse_json_path(json.dumps(payload).encode(), compile_path(path)).power_w == watts
+
+
+@pytest.mark.parametrize("value", ["7.5", "on", True, False])
+def test_json_path_reading_a_text_or_boolean_is_no_power(value):
+    with pytest.raises(Drop) as drop:
+        parse_json_path(json.dumps({"w": value}).encode(), compile_path("w"))
+    assert drop.value.reason == "wrong_type"
 
 
 def test_ingestor_counts_every_drop_reason_and_keeps_going():
