@@ -17,6 +17,8 @@
         "views/ows_iot_runtime_views.xml",
         "report/mqtt_session_billing_report.xml",
         "wizard/ows_iot_billing_report_wizard_views.xml",
+        "wizard/mqtt_device_test_message_views.xml",
+        "views/ows_iot_discovered_meter_views.xml",
         "views/ows_iot_event_views.xml",
         "views/mqtt_session_views.xml",
         "views/mqtt_device_views.xml",

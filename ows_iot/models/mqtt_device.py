@@ -8,12 +8,17 @@ from odoo.tools import SQL
 from ..services.billing import ROUNDING_MODES
 from ..services.config import ConfigError, DeviceConfig
 from ..services.events import STATES
+from ..services.parsers import FAMILIES
 
 PARSER_TYPES = [
     ("shelly_gen2", "Shelly Gen2/Gen3/Gen4 (RPC)"),
     ("shelly_gen1", "Shelly Gen1"),
+    ("tasmota", "Tasmota"),
+    ("zigbee2mqtt", "Zigbee2MQTT"),
+    ("esphome", "ESPHome"),
     ("json_path", "Generic JSON (power path)"),
 ]
+assert {key for key, _label in PARSER_TYPES} == set(FAMILIES), "a parser type without a label"
 SESSION_STRATEGIES = [("power_threshold", "Power thresholds")]
 BILLING_ROUNDINGS = list(
     zip(ROUNDING_MODES, ["Round up", "Round to nearest", "Round down"], strict=True)
@@ -65,7 +70,9 @@ class MqttDevice(models.Model):
         required=True,
         tracking=True,
         help="Topic prefix the meter publishes under, without wildcards, "
-        "e.g. shellypmminig3-48f6eeb73a1c or shellies/shellyplug-s-7C87CEB4A1B2.",
+        "e.g. shellypmminig3-48f6eeb73a1c or shellies/shellyplug-s-7C87CEB4A1B2. "
+        "Tasmota: its topic (%topic%); Zigbee2MQTT: base topic and friendly name, "
+        "e.g. zigbee2mqtt/laser plug; ESPHome: the node's topic prefix.",
     )
     parser_type = fields.Selection(
         PARSER_TYPES,
@@ -76,7 +83,21 @@ class MqttDevice(models.Model):
     )
     channel = fields.Char(
         help="Component that carries the power, e.g. pm1:0, switch:0, em1:0 "
-        "(Gen1: relay/0 or emeter/0). Empty: the first component that reports power.",
+        "(Gen1: relay/0 or emeter/0). em1:* or emeter/*: the sum of all phases. "
+        "Tasmota: the index in a power list (empty: the sum); ESPHome: the power "
+        "sensor's object id (empty: power); Zigbee2MQTT: a property other than power. "
+        "Empty: the first component that reports power.",
+    )
+    full_topic = fields.Char(
+        string="Full Topic",
+        help="Tasmota's FullTopic: %prefix%/%topic%/ (default) or %topic%/%prefix%/.",
+    )
+    offline_topic = fields.Char(
+        help="For generic JSON: the topic of the device's last will (optional).",
+    )
+    offline_payload = fields.Char(
+        help="For generic JSON: the payload on the offline topic that means offline "
+        "(default: offline); any other payload there means online.",
     )
     power_path = fields.Char(
         help="For generic JSON: dotted path to the power value in W, e.g. sensor.power.",
@@ -406,7 +427,16 @@ class MqttDevice(models.Model):
                     _("%(device)s: the price per unit must not be negative.", device=device.name)
                 )
 
-    @api.constrains("mqtt_topic", "parser_type", "channel", "power_path", "device_id")
+    @api.constrains(
+        "mqtt_topic",
+        "parser_type",
+        "channel",
+        "power_path",
+        "device_id",
+        "full_topic",
+        "offline_topic",
+        "offline_payload",
+    )
     def _check_engine_config(self):
         for device in self:
             if device.mqtt_topic and any(char in device.mqtt_topic for char in "+#"):
@@ -503,7 +533,14 @@ class MqttDevice(models.Model):
 
     @api.model
     def _ows_normalize_vals(self, vals):
-        for key in ("device_id", "mqtt_topic", "channel", "power_path"):
+        for key in (
+            "device_id",
+            "mqtt_topic",
+            "channel",
+            "power_path",
+            "full_topic",
+            "offline_topic",
+        ):
             if isinstance(vals.get(key), str):
                 vals[key] = vals[key].strip()
         if isinstance(vals.get("mqtt_topic"), str):
@@ -551,6 +588,14 @@ class MqttDevice(models.Model):
         return DeviceConfig.from_dict(
             {name: (self[name] if self[name] is not False else None) for name in ENGINE_FIELDS}
         )
+
+    def action_open_test_message(self):
+        """Try a message on this device's parser: what it reads, or why it drops it."""
+        self.ensure_one()
+        wizard = self.env["mqtt.device.test.message"].create(
+            self.env["mqtt.device.test.message"]._prepare_test_message_vals(self)
+        )
+        return wizard._action_reopen()
 
     def action_view_sessions(self):
         self.ensure_one()

@@ -72,6 +72,12 @@ class ResConfigSettings(models.TransientModel):
         "message published at QoS 0 is lost if Odoo stops before saving it.",
     )
 
+    ows_iot_discovery = fields.Boolean(
+        string="Meter Discovery",
+        config_parameter="ows_iot.discovery",
+        help="Listen to the announcements of meters and list those not configured yet "
+        "under IoT > Configuration > Discovered meters.",
+    )
     ows_iot_event_retention_days = fields.Integer(
         string="Keep heartbeats (days)",
         config_parameter=RETENTION_PARAM,

@@ -336,12 +336,14 @@ class LeaderTerm:
                     self.configs, self.ids = self._read_devices(env)
                     states = self._read_states(cr, self.ids)
                     recorded = env["ows.iot.runtime"]._ows_recorded_filters()
+                    discovery = env["ows.iot.discovered.meter"]._ows_discovery_enabled()
                 break
             except CONFLICTS:
                 if attempt == CONFLICT_RETRIES:
                     raise
                 time.sleep(0.05 * attempt)
         ingestor = Ingestor(self.configs)
+        ingestor.discovery = discovery
         for device_id, state in states.items():
             ingestor.restore_device(device_id, state)
         try:
@@ -483,6 +485,7 @@ class LeaderTerm:
                         cr, {d: i for d, i in ids.items() if d not in self.ids}
                     )
                 broker = broker_settings(env) if check_settings else self.broker
+                discovery = env["ows.iot.discovered.meter"]._ows_discovery_enabled()
         except psycopg2.Error as exc:
             self.runtime.log_error("poll", "ows_iot cannot read the configuration: %s", exc)
             return False
@@ -500,6 +503,10 @@ class LeaderTerm:
                 sorted(added) or "-",
                 sorted(removed) or "-",
             )
+        if discovery != self.runner.ingestor.discovery:
+            self.runner.ingestor.discovery = discovery
+            if self.client is not None:
+                self.client.set_filters(self.runner.ingestor.topic_filters())
         return broker != self.broker
 
     def _read_devices(self, env):
@@ -552,6 +559,16 @@ class LeaderTerm:
     def _commit(self, events, states, failed=()):
         if not self.lock.held:
             raise LockPending("the leader lock is not held")
+        # Meters that introduced themselves ride along; a failed commit keeps them.
+        found = self.runner.ingestor.take_discovered() if self.runner is not None else []
+        try:
+            self._commit_with(events, states, failed, found)
+        except BaseException:
+            if found:
+                self.runner.ingestor.return_discovered(found)
+            raise
+
+    def _commit_with(self, events, states, failed, found):
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
                 with self.registry.cursor() as cr:
@@ -569,6 +586,8 @@ class LeaderTerm:
                         )
                     if failed:
                         env["ows.iot.event"]._ows_record_failed(failed, self.ids)
+                    if found:
+                        env["ows.iot.discovered.meter"]._ows_record(found)
                     if states:
                         env.flush_all()  # the ORM's last_seen first, then the newer one
                         self._save_states(cr, states)

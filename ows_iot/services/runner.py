@@ -36,6 +36,9 @@ and a broker restart must not end every running session. Applied late, the will
 ends the session exactly where it would have: at the device's last message. The
 hold is part of the device's checkpointed state, so it survives a failover.
 
+Meters that introduce themselves (when the ingestor's discovery is on) are kept in
+memory by the ingestor; ``commit`` takes them with the events of its transaction.
+
 Scheduling runs on the monotonic clock; receive times come from a
 :class:`~.clock.StableClock`, so a step of the system clock changes nothing.
 
@@ -296,6 +299,8 @@ class Runner:
                 self._touched.add(will_of)
             return
         route = ingestor.route(item.topic)
+        if route is None and ingestor.discover(item.topic, item.payload, item.receive_ts):
+            return  # a meter introduced itself: kept for the next commit
         if route is not None and route[0].device_id in self._held and not redelivered:
             self._cancel_will(route[0].device_id)
         events = ingestor.process(

@@ -6,6 +6,7 @@ if __name__ == "odoo.addons.ows_iot.tests":
         test_api,
         test_billing,
         test_device,
+        test_discovery,
         test_ingest,
         test_portal,
         test_retention,

@@ -56,6 +56,9 @@ class TestDevice(OwsIotCase):
                 "message_timeout_s": 120,
                 "heartbeat_interval_s": 60,
                 "max_clock_skew_s": 10,
+                "full_topic": None,
+                "offline_topic": None,
+                "offline_payload": None,
             },
         )
 
