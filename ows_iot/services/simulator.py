@@ -1,4 +1,7 @@
-"""Simulate Shelly power meters: publish what real devices send, from a power profile.
+"""Simulate power meters: publish what real devices send, from a power profile.
+
+Shelly Gen2+ and Gen1 (also three-phase: a Gen1 3EM, a Pro 3EM in its monophase
+profile), Tasmota, Zigbee2MQTT and ESPHome meters, each in its vendor's format.
 
     python -m ows_iot.services.simulator laser-job --host localhost
     python -m ows_iot.services.simulator cnc-day --speed 600 --loop
@@ -71,10 +74,30 @@ class DeviceKind:
     id_prefix: str
     component: str  # Gen2 component name, or the Gen1 topic level (relay, emeter)
     description: str
+    vendor: str = "shelly"  # shelly, tasmota, zigbee2mqtt, esphome
+    phases: int = 1  # three-phase meters report each phase on its own
 
     @property
     def is_gen1(self) -> bool:
-        return self.generation == 1
+        return self.vendor == "shelly" and self.generation == 1
+
+    @property
+    def is_shelly(self) -> bool:
+        return self.vendor == "shelly"
+
+    @property
+    def parser_type(self) -> str:
+        """The device's parser type in ows_iot."""
+        if self.vendor != "shelly":
+            return self.vendor
+        return "shelly_gen1" if self.is_gen1 else "shelly_gen2"
+
+    @property
+    def channel_setting(self) -> str | None:
+        """The device channel that reads this kind whole (all phases), else None."""
+        if self.phases > 1:
+            return f"{self.component}/*" if self.is_gen1 else f"{self.component}:*"
+        return None
 
 
 KINDS = {
@@ -86,6 +109,24 @@ KINDS = {
         DeviceKind("em", 2, "shellypro3em", "em", "Pro 3EM, em:N total_act_power"),
         DeviceKind("gen1-relay", 1, "shellyplug-s", "relay", "Gen1 plug S or 1PM, relay/N"),
         DeviceKind("gen1-emeter", 1, "shellyem", "emeter", "Gen1 EM, emeter/N"),
+        DeviceKind(
+            "gen1-3em", 1, "shellyem3", "emeter", "Gen1 3EM, emeter/0..2 (three phases)", phases=3
+        ),
+        DeviceKind(
+            "em1-3",
+            2,
+            "shellypro3em",
+            "em1",
+            "Pro 3EM monophase, em1:0..2 (three phases)",
+            phases=3,
+        ),
+        DeviceKind("tasmota", 0, "tasmota", "ENERGY", "Tasmota, tele/<topic>/SENSOR", "tasmota"),
+        DeviceKind(
+            "zigbee2mqtt", 0, "plug", "power", "Zigbee2MQTT plug, <base>/<name>", "zigbee2mqtt"
+        ),
+        DeviceKind(
+            "esphome", 0, "esphome", "sensor", "ESPHome, <node>/sensor/power/state", "esphome"
+        ),
     )
 }
 
@@ -137,7 +178,25 @@ class DeviceProfile:
 
     @property
     def online_topic(self) -> str:
+        """The topic of the device's online notice and last will."""
+        vendor = self.kind_info.vendor
+        if vendor == "tasmota":
+            return f"tele/{self.prefix}/LWT"
+        if vendor == "zigbee2mqtt":
+            return f"{self.prefix}/availability"
+        if vendor == "esphome":
+            return f"{self.prefix}/status"
         return f"{self.prefix}/online"
+
+    def online_payload(self, online: bool) -> bytes:
+        vendor = self.kind_info.vendor
+        if vendor == "tasmota":
+            return b"Online" if online else b"Offline"
+        if vendor == "zigbee2mqtt":
+            return b'{"state":"online"}' if online else b'{"state":"offline"}'
+        if vendor == "esphome":
+            return b"online" if online else b"offline"
+        return b"true" if online else b"false"
 
     @property
     def duration_s(self) -> float:
@@ -366,6 +425,8 @@ def _check_unique(values: list[str], where: str, what: str) -> None:
 
 
 def default_prefix(kind: DeviceKind) -> str:
+    if kind.vendor == "zigbee2mqtt":
+        return "zigbee2mqtt/{id}"
     return "shellies/{id}" if kind.is_gen1 else "{id}"
 
 
@@ -643,7 +704,9 @@ class SimulatedDevice:
         """What a device publishes when it (re)connects: online, then its full state."""
         self._next_gen1_update = t + GEN1_UPDATE_PERIOD_S
         yield self._online_message(t, True)
-        if self.kind.is_gen1:
+        if not self.kind.is_shelly:
+            yield from self._vendor_messages_text(t)
+        elif self.kind.is_gen1:
             yield from self._gen1_statemessages_text(t)
         else:
             yield self._rpc(t, "NotifyFullStatus", self._full_status_params(t))
@@ -814,6 +877,9 @@ class SimulatedDevice:
             },
             "wifi": {"sta_ip": "192.168.1.50", "status": "got ip", "ssid": "workshop", "rssi": -61},
         }
+        if self.kind.phases > 1:
+            del params[self.component_key]
+            params.update(self._em1_phases())
         key, data = self._energy_component()
         if key != self.component_key:
             params[key] = data
@@ -821,14 +887,24 @@ class SimulatedDevice:
 
     def _powermessages_text(self, t: float) -> Iterator[SimMessage]:
         self._sample_mains()  # only reported values need fresh mains readings
+        if not self.kind.is_shelly:
+            yield from self._vendor_messages_text(t)
+            return
         if self.kind.is_gen1:
-            yield self._gen1(t, "power", f"{self.power_w:.2f}")
+            for phase, watts in self._phase_powers():
+                yield self._gen1(t, "power", f"{watts:.2f}", phase)
+            return
+        if self.kind.phases > 1:
+            yield self._rpc(t, "NotifyStatus", self._em1_phases())
             return
         yield self._rpc(t, "NotifyStatus", {self.component_key: self._power_status()})
         if self.profile.status_topics:
             yield from self._status_topicmessages_text(t)
 
     def _energymessages_text(self, t: float) -> Iterator[SimMessage]:
+        if not self.kind.is_shelly:
+            yield from self._vendor_messages_text(t)  # their periodic telemetry
+            return
         key, data = self._energy_component()
         yield self._rpc(t, "NotifyStatus", {key: data})
         if self.profile.status_topics and key != self.component_key:
@@ -842,9 +918,71 @@ class SimulatedDevice:
 
     # Gen1 payloads
 
-    def _gen1(self, t: float, leaf: str, text: str) -> SimMessage:
-        component, ch = self.kind.component, self.profile.channel
+    def _gen1(self, t: float, leaf: str, text: str, channel: int | None = None) -> SimMessage:
+        component = self.kind.component
+        ch = self.profile.channel if channel is None else channel
         return SimMessage(t, f"{self.profile.prefix}/{component}/{ch}/{leaf}", text.encode(), False)
+
+    def _phase_powers(self) -> list[tuple[int, float]]:
+        """(channel, W) of each phase: the load split steadily between phases."""
+        if self.kind.phases == 1:
+            return [(self.profile.channel, self.power_w)]
+        return [(i, round(self.power_w * share, 2)) for i, share in enumerate(self.phase_shares)]
+
+    def _em1_phases(self) -> dict:
+        """The em1:0..2 statuses of a Pro 3EM in its monophase profile."""
+        params = {}
+        for i, watts in self._phase_powers():
+            params[f"em1:{i}"] = {
+                "id": i,
+                "act_power": watts,
+                "aprt_power": round(abs(watts) / POWER_FACTOR, 1),
+                "current": self._current(watts),
+                "voltage": self.voltage_v,
+                "pf": POWER_FACTOR if watts else 0.0,
+                "freq": self.freq_hz,
+            }
+        return params
+
+    # Tasmota, Zigbee2MQTT and ESPHome payloads
+
+    def _vendor_messages_text(self, t: float) -> Iterator[SimMessage]:
+        """What a non-Shelly meter publishes of its state (on change and periodically)."""
+        vendor, prefix = self.kind.vendor, self.profile.prefix
+        p, v = self.power_w, self.voltage_v
+        i = self._current(p)
+        if vendor == "tasmota":
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+            energy = {
+                "TotalStartTime": "2024-01-01T00:00:00",
+                "Total": round(self.energy_wh / 1000.0, 3),
+                "Yesterday": 0.0,
+                "Today": round(self.energy_wh / 1000.0 % 10, 3),
+                "Period": 0,
+                "Power": round(p),
+                "ApparentPower": round(abs(p) / POWER_FACTOR),
+                "ReactivePower": round(abs(p) * math.tan(math.acos(POWER_FACTOR))),
+                "Factor": POWER_FACTOR if p else 0.0,
+                "Voltage": round(v),
+                "Current": i,
+            }
+            yield SimMessage(
+                t, f"tele/{prefix}/SENSOR", _json({"Time": stamp, "ENERGY": energy}), False
+            )
+        elif vendor == "zigbee2mqtt":
+            state = {
+                "state": "ON",
+                "power": p,
+                "voltage": v,
+                "current": i,
+                "energy": round(self.energy_wh / 1000.0, 2),
+                "linkquality": 120,
+            }
+            yield SimMessage(t, prefix, _json(state), False)
+        else:
+            yield SimMessage(t, f"{prefix}/sensor/power/state", f"{p:.1f}".encode(), False)
+            yield SimMessage(t, f"{prefix}/sensor/voltage/state", f"{v:.1f}".encode(), False)
+            yield SimMessage(t, f"{prefix}/sensor/current/state", f"{i:.3f}".encode(), False)
 
     def _gen1_statemessages_text(self, t: float) -> Iterator[SimMessage]:
         """The periodic update (every 30 s) a Gen1 device publishes of its whole state."""
@@ -856,17 +994,18 @@ class SimulatedDevice:
             yield self._gen1(t, "power", f"{self.power_w:.2f}")
             yield self._gen1(t, "energy", str(watt_minutes))
             return
-        reactive = abs(self.power_w) * math.tan(math.acos(POWER_FACTOR))
-        yield self._gen1(t, "power", f"{self.power_w:.2f}")
-        yield self._gen1(t, "reactive_power", f"{reactive:.2f}")
-        yield self._gen1(t, "voltage", f"{self.voltage_v:.2f}")
-        yield self._gen1(t, "pf", f"{POWER_FACTOR if self.power_w else 0.0:.2f}")
-        yield self._gen1(t, "energy", str(watt_minutes))
-        yield self._gen1(t, "total", f"{self.energy_wh:.1f}")
-        yield self._gen1(t, "total_returned", "0.0")
+        for ch, watts in self._phase_powers():
+            reactive = abs(watts) * math.tan(math.acos(POWER_FACTOR))
+            yield self._gen1(t, "power", f"{watts:.2f}", ch)
+            yield self._gen1(t, "reactive_power", f"{reactive:.2f}", ch)
+            yield self._gen1(t, "voltage", f"{self.voltage_v:.2f}", ch)
+            yield self._gen1(t, "pf", f"{POWER_FACTOR if watts else 0.0:.2f}", ch)
+            yield self._gen1(t, "energy", str(watt_minutes // self.kind.phases), ch)
+            yield self._gen1(t, "total", f"{self.energy_wh / self.kind.phases:.1f}", ch)
+            yield self._gen1(t, "total_returned", "0.0", ch)
 
     def _online_message(self, t: float, online: bool) -> SimMessage:
-        return SimMessage(t, self.profile.online_topic, b"true" if online else b"false", True)
+        return SimMessage(t, self.profile.online_topic, self.profile.online_payload(online), True)
 
 
 def _json(data: dict) -> bytes:
@@ -901,7 +1040,9 @@ class Publisher:
             connection = BrokerConnection(
                 self.options,
                 client_id,
-                will=Will(device.online_topic, b"false", qos=self.qos, retain=True),
+                will=Will(
+                    device.online_topic, device.online_payload(False), qos=self.qos, retain=True
+                ),
                 log=self.log,
             )
             connection.client.on_publish = self._on_publish
@@ -920,14 +1061,14 @@ class Publisher:
             self.sent += 1
         client.publish(message.topic, message.payload, qos=self.qos, retain=message.retain)
         if message.topic == self.profile.devices[index].online_topic:
-            self.online[index] = message.payload == b"true"
+            self.online[index] = message.payload == self.profile.devices[index].online_payload(True)
 
     def announce_offline(self, ts: float) -> list[SimMessage]:
         """Publish the last will of every device still online (on an interrupted run)."""
         sent = []
         for index, device in enumerate(self.profile.devices):
             if self.online[index]:
-                message = SimMessage(ts, device.online_topic, b"false", True)
+                message = SimMessage(ts, device.online_topic, device.online_payload(False), True)
                 self.publish(index, message)
                 sent.append(message)
         return sent

@@ -22,6 +22,7 @@ from ows_iot.services.simulator import (
     parse_profile,
     simulate,
 )
+from ows_iot.services.trial import try_message
 
 from .mqtt_broker import run_tool, running_mosquitto, start_tool, wait_for_text
 
@@ -63,15 +64,22 @@ def test_builtin_profile_gives_well_formed_messages(name):
     stamps = [m.ts for m in messages]
     assert stamps == sorted(stamps)
     assert stamps[0] == T0 and stamps[-1] <= T0 + profile.duration_s
-    prefixes = {d.prefix: d for d in profile.devices}
     for message in messages:
-        owner = next(p for p in prefixes if message.topic.startswith(p + "/"))
-        dev = prefixes[owner]
+        dev = next(d for d in profile.devices if _owns(d, message.topic))
         assert isinstance(message.payload, bytes)
-        if message.topic.endswith("/online"):
-            assert message.payload in (b"true", b"false") and message.retain
+        if message.topic == dev.online_topic:
+            assert message.payload in (dev.online_payload(True), dev.online_payload(False))
+            assert message.retain
             continue
         assert not message.retain
+        if not dev.kind_info.is_shelly:
+            config = DeviceConfig(
+                device_id=dev.device_id,
+                mqtt_topic=dev.prefix,
+                parser_type=dev.kind_info.parser_type,
+            )
+            assert try_message(config, message.topic, message.payload)["drop"] is None
+            continue
         if dev.kind_info.is_gen1:
             if not message.topic.endswith("/relay/0"):
                 float(message.payload)  # plain-text numbers
@@ -85,8 +93,16 @@ def test_builtin_profile_gives_well_formed_messages(name):
         assert frame["method"] in ("NotifyStatus", "NotifyFullStatus")
         assert frame["params"]["ts"] == pytest.approx(message.ts, abs=0.006)
     for dev in profile.devices:
-        own = [m for m in messages if m.topic.startswith(dev.prefix + "/")]
-        assert own[0].topic == dev.online_topic and own[0].payload == b"true"
+        own = [m for m in messages if _owns(dev, m.topic)]
+        assert own[0].topic == dev.online_topic and own[0].payload == dev.online_payload(True)
+
+
+def _owns(dev, topic):
+    return (
+        topic.startswith(dev.prefix + "/")
+        or topic in (dev.prefix, dev.online_topic)
+        or (topic.startswith(f"tele/{dev.prefix}/"))
+    )
 
 
 def test_each_kind_has_a_builtin_profile():
@@ -99,7 +115,8 @@ def replay_sessions(profile, messages, until, **config):
         DeviceConfig(
             device_id=d.device_id,
             mqtt_topic=d.prefix,
-            parser_type="shelly_gen1" if d.kind_info.is_gen1 else "shelly_gen2",
+            parser_type=d.kind_info.parser_type,
+            channel=d.kind_info.channel_setting,
             **config,
         )
         for d in profile.devices
@@ -107,6 +124,39 @@ def replay_sessions(profile, messages, until, **config):
     lines = []
     replay(devices, ((m.ts, m.topic, m.payload) for m in messages), until, write=lines.append)
     return [s for s in map(json.loads, lines) if s["kind"] == "session"]
+
+
+def test_meters_profile_plays_every_other_meter_family_with_right_sessions():
+    profile = load_profile("meters")
+    sessions = replay_sessions(profile, generate(profile), T0 + 2000)
+    got = {s["device_id"]: (s["status"], s["start"] - T0, s["end"] - T0) for s in sessions}
+    assert got == {
+        "shellyem3-ECFABCC7F0A2": ("completed", 60, 660),
+        "shellypro3em-08f9e0e5a1b2": ("completed", 120, 420),
+        "tasmota_A1B2C3": ("completed", 90, 330),
+        "laser-plug": ("completed", 30, 450),
+        "lathe": ("completed", 45, 405),
+    }
+    energy = {s["device_id"]: s["energy_wh"] for s in sessions}
+    # All phases count: 4.5 kW for 600 s, 3 kW for 300 s.
+    assert energy["shellyem3-ECFABCC7F0A2"] == pytest.approx(750, rel=0.02)
+    assert energy["shellypro3em-08f9e0e5a1b2"] == pytest.approx(250, rel=0.02)
+    assert energy["tasmota_A1B2C3"] == pytest.approx(120, rel=0.02)
+    assert energy["laser-plug"] == pytest.approx(70, rel=0.02)
+    assert energy["lathe"] == pytest.approx(90, rel=0.02)
+
+
+def test_three_phase_kinds_publish_every_phase():
+    profile = load_profile("meters")
+    messages = generate(profile)
+    em3 = {
+        m.topic.split("/")[3]
+        for m in messages
+        if m.topic.endswith("/power") and "emeter" in m.topic
+    }
+    assert em3 == {"0", "1", "2"}
+    full = [f for _, f in frames(messages) if f["method"] == "NotifyFullStatus"]
+    assert {"em1:0", "em1:1", "em1:2"} <= set(full[0]["params"])
 
 
 def test_laser_job_is_one_session_of_120_s_working():
