@@ -21,6 +21,7 @@ import threading
 import time
 from typing import BinaryIO
 
+from .ingestor import Ingestor
 from .mqtt_options import (
     BrokerConnection,
     BrokerError,
@@ -135,6 +136,15 @@ class Progress:
             self.stream.flush()
 
 
+def device_filters(devices_path: str | None, discovery: bool = False) -> set[str]:
+    """The topic filters that cover the devices of a device list (and announcements)."""
+    from .replay import load_devices
+
+    ingestor = Ingestor(load_devices(devices_path) if devices_path else [])
+    ingestor.discovery = discovery
+    return ingestor.topic_filters()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -148,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             f"  {PROG} --host broker.local -o day.jsonl\n"
             f"  {PROG} -t 'shellies/#' -t '+/events/rpc' -t '+/online' -o day.jsonl\n"
+            f"  {PROG} --devices devices.json --discovery -o day.jsonl\n"
             f"  OWS_MQTT_PASSWORD=... {PROG} --host broker --port 8883 \\\n"
             "      --cafile ca.pem --username ows -t 'shellypmminig3-48f6eeb73a1c/#'"
         ),
@@ -160,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
         dest="topics",
         metavar="FILTER",
         help="topic filter to subscribe to, repeatable (default: '#')",
+    )
+    parser.add_argument(
+        "--devices",
+        metavar="DEVICES.json",
+        help="subscribe to what these devices publish (the replay tool's device list; "
+        "any parser type: Shelly, Tasmota, Zigbee2MQTT, ESPHome, generic JSON)",
+    )
+    parser.add_argument(
+        "--discovery",
+        action="store_true",
+        help="also record the announcements of meters (Shelly, Tasmota, Zigbee2MQTT)",
     )
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="capture file to write (default: stdout)"
@@ -195,7 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    topics = args.topics or ["#"]
+    topics = list(args.topics or [])
+    if args.devices or args.discovery:
+        try:
+            topics += sorted(device_filters(args.devices, args.discovery))
+        except Exception as exc:
+            parser.error(f"--devices: {exc}")
+    topics = topics or ["#"]
     for topic in topics:
         problem = _filter_problem(topic)
         if problem:

@@ -96,3 +96,66 @@ def test_unreadable_devices_exit_2_with_one_line(tmp_path):
         check=False,
     )
     assert result.returncode == 2 and b"cannot read" in result.stderr
+
+
+def test_replay_runs_every_meter_family_from_devices_json(tmp_path):
+    devices = [
+        {"device_id": "saw", "mqtt_topic": "tasmota_A1B2C3", "parser_type": "tasmota"},
+        {
+            "device_id": "laser",
+            "mqtt_topic": "zigbee2mqtt/laser plug",
+            "parser_type": "zigbee2mqtt",
+        },
+        {"device_id": "lathe", "mqtt_topic": "lathe", "parser_type": "esphome", "channel": "power"},
+        {
+            "device_id": "cnc",
+            "mqtt_topic": "shellies/shellyem3-ECFABCC7F0A2",
+            "parser_type": "shelly_gen1",
+            "channel": "emeter/*",
+        },
+    ]
+    on_off = [
+        ("tele/tasmota_A1B2C3/SENSOR", '{"ENERGY":{"Power":1800}}', '{"ENERGY":{"Power":0}}'),
+        ("zigbee2mqtt/laser plug", '{"power":600}', '{"power":0}'),
+        ("lathe/sensor/power/state", "900", "0"),
+    ] + [(f"shellies/shellyem3-ECFABCC7F0A2/emeter/{i}/power", "1500", "0") for i in range(3)]
+    lines = []
+    for offset, index in ((0, 1), (120, 1), (240, 2)):
+        for topic, on, off in on_off:
+            payload = (on, on, off)[index] if index < 2 else off
+            line = {"ts": T0 + offset, "topic": topic, "payload": payload}
+            lines.append(json.dumps(line).encode())
+    result = run_replay(tmp_path, devices, lines, "--until", str(T0 + 400))
+    assert result.returncode == 0, result.stderr
+    sessions = {
+        s["device_id"]: s
+        for s in map(json.loads, result.stdout.splitlines())
+        if s.get("kind") == "session"
+    }
+    assert {d: (s["status"], s["end"] - s["start"]) for d, s in sessions.items()} == {
+        "saw": ("completed", 240),
+        "laser": ("completed", 240),
+        "lathe": ("completed", 240),
+        "cnc": ("completed", 240),
+    }
+    assert sessions["cnc"]["energy_wh"] == 4500 * 240 / 3600
+
+
+def test_record_subscribes_to_what_the_devices_publish(tmp_path):
+    from ows_iot.services.record import device_filters
+
+    devices = tmp_path / "devices.json"
+    devices.write_text(
+        json.dumps(
+            [
+                {"device_id": "saw", "mqtt_topic": "tasmota_A1B2C3", "parser_type": "tasmota"},
+                {"device_id": "lathe", "mqtt_topic": "lathe", "parser_type": "esphome"},
+            ]
+        )
+    )
+    assert device_filters(str(devices)) == {
+        "tele/tasmota_A1B2C3/#",
+        "stat/tasmota_A1B2C3/#",
+        "lathe/#",
+    }
+    assert "shellies/announce" in device_filters(str(devices), discovery=True)
