@@ -89,7 +89,6 @@ class MqttDevice(models.Model):
         "Empty: the first component that reports power.",
     )
     full_topic = fields.Char(
-        string="Full Topic",
         help="Tasmota's FullTopic: %prefix%/%topic%/ (default) or %topic%/%prefix%/.",
     )
     offline_topic = fields.Char(
