@@ -233,6 +233,9 @@ class OwsIotApi(http.Controller):
             "parser_type": device.parser_type,
             "channel": device.channel or None,
             "power_path": device.power_path or None,
+            "full_topic": device.full_topic or None,
+            "offline_topic": device.offline_topic or None,
+            "offline_payload": device.offline_payload or None,
             "session_config": {
                 "strategy": device.session_strategy,
                 "standby_threshold_w": device.standby_threshold_w,

@@ -57,7 +57,7 @@ def device_values(device_id: str, name: str | None = None, **overrides) -> dict:
 
 
 def replay_config(values: dict) -> dict:
-    keys = ("device_id", "mqtt_topic", "parser_type", *DEVICE_DEFAULTS)
+    keys = ("device_id", "mqtt_topic", "parser_type", "channel", "full_topic", *DEVICE_DEFAULTS)
     return {key: values[key] for key in keys if key in values}
 
 
@@ -70,7 +70,7 @@ def profile_file(folder: Path, name: str, devices: list[dict]) -> Path:
                 "description": name,
                 "devices": [
                     {
-                        "kind": "pm1",
+                        "kind": device.get("kind", "pm1"),
                         "device_id": device["device_id"],
                         "steps": [
                             {"power_w": watts, "duration_s": seconds}

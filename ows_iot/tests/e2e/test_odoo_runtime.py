@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .harness import OdooServer, sessions, wait_until
+from .harness import OdooServer, query, sessions, wait_until
 from .scenario import (
     assert_same_sessions,
     configure_broker,
@@ -216,6 +216,77 @@ def test_device_changes_take_effect_within_seconds(odoo_db, broker, workdir):
         assert events(odoo_db) == before
         assert [r["device_id"] for r in sessions(odoo_db)] == [ROUTER]
         print(f"config change: subscribed {subscribed_s:.2f}s after the device was created")
+    finally:
+        server.stop()
+    no_errors(server)
+
+
+# Every other meter family, played by the simulator: (kind, device id, topic, parser
+# type, channel). The three-phase meters are read as all phases.
+FAMILIES = [
+    ("gen1-3em", "shellyem3-E2E000000003", "shellies/shellyem3-E2E000000003", "shelly_gen1", "emeter/*"),
+    ("em1-3", "shellypro3em-e2e000000004", "shellypro3em-e2e000000004", "shelly_gen2", "em1:*"),
+    ("tasmota", "tasmota_E2E005", "tasmota_E2E005", "tasmota", None),
+    ("zigbee2mqtt", "e2e-plug-6", "zigbee2mqtt/e2e-plug-6", "zigbee2mqtt", None),
+    ("esphome", "e2e-lathe-7", "e2e-lathe-7", "esphome", None),
+]  # fmt: skip
+
+
+def test_every_meter_family_gives_the_replayed_sessions_and_meters_are_discovered(
+    odoo_db, broker, workdir
+):
+    import json
+
+    import paho.mqtt.publish as publish
+
+    configure_broker(odoo_db, broker, client_id="ows-e2e-families", **{"ows_iot.discovery": "True"})
+    server = OdooServer(odoo_db, workdir / "odoo", args=("--load=base,web,ows_iot",)).start()
+    try:
+        wait_for_leader(odoo_db)
+        devices = [
+            device_values(device_id, kind, mqtt_topic=topic, parser_type=parser, channel=channel)
+            for kind, device_id, topic, parser, channel in FAMILIES
+        ]
+        server.rpc("mqtt.device", "create", devices)
+        wait_for_leader(odoo_db, devices=len(devices), timeout=15)
+        profile = profile_file(
+            workdir,
+            "families",
+            [
+                {"kind": kind, "device_id": device_id, "steps": [(0, 2), (1500, 8), (0, 9)]}
+                for kind, device_id, *_rest in FAMILIES
+            ],
+        )
+        capture = workdir / "families.jsonl"
+        finish(start_simulator(profile, broker, capture), timeout=120)
+        rows = wait_for_sessions(odoo_db, len(FAMILIES), timeout=30, status=("completed",))
+        expected = replayed(devices, capture, until=time.time())
+        assert [s["status"] for s in expected] == ["completed"] * len(FAMILIES)
+        assert_same_sessions(rows, expected)
+        for row in rows:
+            # 1.5 kW for about 8 s on every meter: all three phases count.
+            assert row["energy_wh"] == pytest.approx(1500 * 8 / 3600, rel=0.25), row
+
+        # A meter that introduces itself is listed once, however often it speaks.
+        announce = json.dumps(
+            {"id": "shellyem3-E2E0000000AA", "model": "SHEM-3", "mac": "E2E0000000AA"}
+        )
+        for _ in range(3):
+            publish.single(
+                "shellies/announce", announce, qos=1, hostname=broker.host, port=broker.port
+            )
+
+        def listed():
+            found = query(
+                odoo_db,
+                "SELECT mqtt_topic, channel, parser_type FROM ows_iot_discovered_meter "
+                "WHERE meter_id = 'shellyem3-E2E0000000AA'",
+            )
+            return found or None
+
+        assert wait_until(listed, 15, "the discovered meter") == [
+            ("shellies/shellyem3-E2E0000000AA", "emeter/*", "shelly_gen1")
+        ]
     finally:
         server.stop()
     no_errors(server)
