@@ -23,6 +23,7 @@ from .parsers import (
     discover,
     discovery_filters,
     family,
+    is_announcement,
 )
 from .phases import hold_phases
 
@@ -356,9 +357,7 @@ class Ingestor:
                 if value:  # a partial announcement (Tasmota's sensors) adds to it
                     entry[name] = value
             entry["last_seen"] = receive_ts
-        return bool(found) or any(
-            topic.endswith(suffix) for suffix in ("/online", "/events/rpc", "/bridge/devices")
-        )
+        return bool(found) or is_announcement(topic)
 
     def take_discovered(self) -> list[dict]:
         """The discoveries since the last take (for the leader's next commit)."""

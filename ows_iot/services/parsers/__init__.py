@@ -53,6 +53,11 @@ def discover(topic: str, payload: bytes) -> list[Discovered]:
     return found
 
 
+def is_announcement(topic: str) -> bool:
+    """Whether a topic is one of the discovery filters' (announcements, not readings)."""
+    return _matches_any(topic, discovery_filters())
+
+
 def topic_matches(topic_filter: str, topic: str) -> bool:
     """MQTT filter matching (``+`` one level, ``#`` the rest)."""
     filter_parts, parts = topic_filter.split("/"), topic.split("/")
@@ -90,6 +95,7 @@ __all__ = [
     "discover",
     "discovery_filters",
     "family",
+    "is_announcement",
     "parse_esphome",
     "parse_json_path",
     "parse_online",

@@ -574,3 +574,21 @@ def test_a_broker_shutdown_will_waits_for_the_device_to_reconnect():
     runner.step(0)
     types = [store.events[uid]["event_type"] for uid in store.order]
     assert "session_timeout" not in types and runner.stats.offline_cancelled == 1
+
+
+def test_announcements_are_kept_for_the_commit_and_acknowledged_not_dropped():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked)
+    runner.ingestor.discovery = True
+    live(runner, clock)
+    announce = json.dumps({"id": "shellyem3-ECFABCC7F0A2", "model": "SHEM-3"}).encode()
+    for mid in (1, 2, 3):  # a meter announcing itself again and again: one entry
+        runner.submit(Msg("shellies/announce", announce, clock.now, mid=mid))
+    runner.submit(Msg("tasmota/discovery/AB/sensors", b"{not json", clock.now, mid=4))
+    runner.step(0)
+    clock.now += 1
+    runner.step(0)
+    assert acked == [1, 2, 3, 4]
+    assert "unknown_topic" not in runner.ingestor.dropped
+    (entry,) = runner.ingestor.take_discovered()
+    assert entry["mqtt_topic"] == "shellies/shellyem3-ECFABCC7F0A2"
