@@ -28,6 +28,8 @@ from .parsers import (
 from .phases import hold_phases
 
 ROUTE_CACHE_SIZE = 10_000
+# Announcements list whole networks (Zigbee2MQTT's bridge/devices): larger than readings.
+MAX_ANNOUNCEMENT_BYTES = 1024 * 1024
 SNAPSHOT_VERSION = 1
 
 
@@ -44,7 +46,8 @@ class Ingestor:
         # timestamp told (seconds, on the device's learnt clock offset).
         self.last_lag_s: float | None = None
         self.dropped: Counter = Counter()
-        self._prefixes: dict[str, DeviceEngine] = {}
+        # topic prefix -> (engine, the lead its family puts before the subtopic)
+        self._prefixes: dict[str, tuple] = {}
         self._routes: dict[str, tuple] = {}
         self._next_deadline = NEVER
         # Meters that introduced themselves (switchable): key -> what they said,
@@ -346,7 +349,7 @@ class Ingestor:
             return False
         try:
             payload = bytes(payload)
-            if len(payload) > MAX_PAYLOAD_BYTES:
+            if len(payload) > MAX_ANNOUNCEMENT_BYTES:
                 return False
             found = discover(topic, payload)
         except (TypeError, ValueError, RecursionError):

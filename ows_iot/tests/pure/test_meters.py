@@ -1,6 +1,7 @@
 """Every meter family: a golden test per message type, phases, sessions, discovery."""
 
 import contextlib
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -463,3 +464,15 @@ def test_topic_matches():
     assert not topic_matches("+/events/rpc", "a/b/events/rpc")
     assert topic_matches("tasmota/discovery/+/config", "tasmota/discovery/AB/config")
     assert topic_matches("a/#", "a")
+
+
+def test_a_large_zigbee2mqtt_network_is_discovered():
+    devices = json.loads(fx.Z2M_BRIDGE_DEVICES)
+    plug = devices[1]
+    many = [dict(plug, friendly_name=f"plug {i}", ieee_address=f"0x{i:016x}") for i in range(120)]
+    payload = json.dumps(many).encode()
+    assert len(payload) > 64 * 1024
+    ingestor = Ingestor([])
+    ingestor.discovery = True
+    assert ingestor.discover("zigbee2mqtt/bridge/devices", payload, T0)
+    assert len(ingestor.take_discovered()) == 120
