@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .badge import normalize_badge
+from .badge_topics import topic_error
+
 PARSER_TYPES = ("shelly_gen2", "shelly_gen1", "json_path")
 
 
@@ -26,6 +29,12 @@ class DeviceConfig:
     message_timeout_s: float = 300.0
     heartbeat_interval_s: float = 300.0
     max_clock_skew_s: float = 60.0
+    # Check-ins (services.badge): the badge reader's topic, the JSON path of the
+    # card id in its messages (None: plain text), and badge -> member pairs
+    # (None: every badge is its own member).
+    badge_topic: str | None = None
+    badge_path: str | None = None
+    badges: tuple | None = None
 
     def __post_init__(self):
         if not isinstance(self.device_id, str) or not self.device_id:
@@ -58,10 +67,35 @@ class DeviceConfig:
             raise ConfigError(
                 f"{self.device_id}: heartbeat_interval_s and message_timeout_s must be positive"
             )
+        self._check_badges()
         if self.working_threshold_w < self.standby_threshold_w:
             raise ConfigError(
                 f"{self.device_id}: working_threshold_w must be at least standby_threshold_w"
             )
+
+    def _check_badges(self) -> None:
+        error = topic_error(self.badge_topic)
+        if error:
+            raise ConfigError(f"{self.device_id}: {error}")
+        if self.badge_path is not None and not isinstance(self.badge_path, str):
+            raise ConfigError(f"{self.device_id}: badge_path must be a string")
+        badges = self.badges
+        if isinstance(badges, dict):
+            badges = tuple(sorted(badges.items()))
+        elif isinstance(badges, list):
+            badges = tuple(tuple(pair) for pair in badges)
+        if badges is not None:
+            pairs = []
+            for pair in badges:
+                if not isinstance(pair, tuple) or len(pair) != 2:
+                    raise ConfigError(f"{self.device_id}: badges must map badge ids to members")
+                card, member = normalize_badge(pair[0]), pair[1]
+                if card is None or not isinstance(member, str) or not member:
+                    raise ConfigError(f"{self.device_id}: badges must map badge ids to members")
+                pairs.append((card, member))
+            badges = tuple(pairs)
+        # Frozen: the normalised value replaces the given one.
+        object.__setattr__(self, "badges", badges)
 
     @classmethod
     def from_dict(cls, data: dict) -> DeviceConfig:
@@ -70,8 +104,9 @@ class DeviceConfig:
             raise ConfigError("a device configuration must be a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names and v is not None}
-        if kwargs.get("channel") == "":
-            kwargs.pop("channel")
+        for key in ("channel", "badge_topic", "badge_path"):
+            if kwargs.get(key) == "":
+                kwargs.pop(key)
         try:
             return cls(**kwargs)
         except TypeError as exc:

@@ -8,6 +8,7 @@ a session's start and end is counted once, as working or as standby.
 
 from __future__ import annotations
 
+from . import badge
 from .config import DeviceConfig
 from .events import Event, event_uuid, session_uuid
 
@@ -46,6 +47,9 @@ STATE_FIELDS = (
     "last_device_ms",
     "recent",
     "will_at",
+    "member",
+    "member_since_ms",
+    "session_member",
 )
 # Fingerprints of the device's latest applied messages, to know a redelivered one.
 RECENT_FINGERPRINTS = 256
@@ -76,6 +80,9 @@ class DeviceEngine:
         self.recent = []
         # Receive time (epoch s) of a last will held for the grace period, else None.
         self.will_at = None
+        # The member checked in on the device (see services.badge), and since when.
+        self.member = None
+        self.member_since_ms = None
         self._clear_session()
 
     def configure(self, config: DeviceConfig) -> None:
@@ -106,6 +113,8 @@ class DeviceEngine:
         # Fed a reading of a device without a clock that waited in a broker queue:
         # its times are delivery times, not the device's.
         self.delayed = False
+        # The member checked in when the session started: its customer.
+        self.session_member = None
 
     # -- persistence -------------------------------------------------------------
 
@@ -298,6 +307,7 @@ class DeviceEngine:
 
     def _confirm_start(self, emit) -> None:
         self.session_id = session_uuid(self.device_id, self.start_ms)
+        self.session_member = self.member
         self.state = LEVEL_STATE[self.level]
         self.hb_next_ms = self.start_ms + self.heartbeat_ms
         self._session_event("session_started", self.start_ms, emit)
@@ -331,7 +341,9 @@ class DeviceEngine:
             interval_standby_s=seconds(interval_standby),
         )
 
-    def _end_session(self, event_type: str, status: str, end_ms: int, emit) -> None:
+    def _end_session(
+        self, event_type: str, status: str, end_ms: int, emit, check_out=True, **extra
+    ) -> None:
         if self.state != "stopping":
             if end_ms >= self.acc_ms:
                 self._accumulate(end_ms)
@@ -347,8 +359,66 @@ class DeviceEngine:
                 self.acc_ms = end_ms
             self.end_power = self.power
         self.state = "idle"
-        self._session_event(event_type, end_ms, emit, status=status, end_ms=end_ms)
+        self._session_event(event_type, end_ms, emit, status=status, end_ms=end_ms, **extra)
         self._clear_session()
+        if self.member is not None and check_out:
+            # Checked out automatically when the session ends.
+            self._member_event("member_checked_out", end_ms, self.member, "session_end", emit)
+            self.member = self.member_since_ms = None
+
+    # -- members -----------------------------------------------------------------
+
+    def check_in(self, ts_ms: int, member: str, reason: str, emit) -> None:
+        """``member`` checks in at ts_ms (after advance() to ts_ms); a takeover when
+        another member's session runs: it ends at ts_ms and the next starts there."""
+        if self.acc_ms is not None and ts_ms < self.acc_ms:
+            ts_ms = self.acc_ms  # time already accounted stays with its session
+        previous = self.member
+        if previous is not None:
+            self._member_event("member_checked_out", ts_ms, previous, "takeover", emit)
+        self.member, self.member_since_ms = member, ts_ms
+        self._member_event("member_checked_in", ts_ms, member, reason, emit)
+        if badge.takeover(self.state, self.session_member, member):
+            self._takeover(ts_ms, member, emit)
+
+    def check_out(self, ts_ms: int, reason: str, emit) -> None:
+        """The member checked in leaves; a running session keeps its member."""
+        if self.member is None:
+            return
+        if self.acc_ms is not None and ts_ms < self.acc_ms:
+            ts_ms = self.acc_ms
+        self._member_event("member_checked_out", ts_ms, self.member, reason, emit)
+        self.member = self.member_since_ms = None
+
+    def _takeover(self, ts_ms: int, member: str, emit) -> None:
+        if self.state == "stopping":
+            # Off since off_ms: the session ends there, as its stop would have; the
+            # new member's session starts when the machine is switched on again.
+            self._end_session(
+                "session_stopped", "completed", self.off_ms, emit, check_out=False,
+                end_reason="takeover",
+            )  # fmt: skip
+            return
+        if ts_ms <= self.start_ms:
+            # Checked in at the very start: the session is the new member's.
+            self.session_member = member
+            return
+        level, power, component = self.level, self.power, self.component
+        delayed = self.delayed
+        self._end_session(
+            "session_stopped", "completed", ts_ms, emit, check_out=False, end_reason="takeover"
+        )
+        # The next session goes on at the level held, from the same instant.
+        self.level, self.power, self.component = level, power, component
+        self.start_ms = self.acc_ms = ts_ms
+        self.start_power = self.peak_power = power
+        self.delayed = delayed
+        self._confirm_start(emit)
+
+    def _member_event(self, event_type, ts_ms, member, reason, emit):
+        uid = self._next_uid(None)
+        payload = {"member": member, "reason": reason, "seq": self.seq}
+        emit(Event(event_type, uid, self.device_id, None, seconds(ts_ms), payload))
 
     # -- events ------------------------------------------------------------------
 
@@ -380,6 +450,8 @@ class DeviceEngine:
         }
         if self.delayed:
             totals["timing"] = "delayed"
+        if self.session_member is not None:
+            totals["member"] = self.session_member
         return totals
 
     def _next_uid(self, session_id):

@@ -16,6 +16,9 @@ sequence, higher is newer). ``state_changed`` adds ``from_state``/``to_state``;
 whose times are delivery times rather than the device's (a device without a clock,
 read from a backlog) says ``"timing": "delayed"``.
 Device events (``device_online``, ``device_offline``) carry ``reason`` and ``seq``.
+Member events (``member_checked_in``, ``member_checked_out``) carry ``member``,
+``reason`` (``badge``, ``command``, ``takeover``, ``session_end``) and ``seq``; a
+session's events carry the ``member`` checked in when it started, if any.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ EVENT_TYPES = (
     "state_changed",
     "device_online",
     "device_offline",
+    "member_checked_in",
+    "member_checked_out",
 )
 SESSION_EVENT_TYPES = EVENT_TYPES[:5]
+MEMBER_EVENT_TYPES = ("member_checked_in", "member_checked_out")
 STATES = ("idle", "starting", "standby", "working", "stopping")
 SESSION_STATUSES = ("running", "completed", "timeout")
 # Payload keys holding seconds, watts or watt-hours: finite and not negative.

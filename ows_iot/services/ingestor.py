@@ -12,6 +12,8 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable
 
+from . import badge
+from .badge_topics import BadgeTopics
 from .config import DeviceConfig
 from .engine import NEVER, DeviceEngine
 from .events import Event
@@ -47,6 +49,9 @@ class Ingestor:
         self._prefixes: dict[str, DeviceEngine] = {}
         self._routes: dict[str, tuple] = {}
         self._paths: dict[str, tuple] = {}
+        self._badge_topics = BadgeTopics()
+        self._badge_paths: dict[str, tuple | None] = {}
+        self._badges: dict[str, dict | None] = {}
         self._next_deadline = NEVER
         self.set_devices(devices)
 
@@ -70,11 +75,30 @@ class Ingestor:
             if e.config.parser_type == "json_path"
         }
         self._routes = {}
+        self._set_badges(engines.values())
         self._refresh_deadline()
+
+    def _set_badges(self, engines) -> None:
+        configs = [e.config for e in engines]
+        self._badge_topics = BadgeTopics(configs)
+        self._badge_paths = {
+            c.device_id: badge.compile_badge_path(c.badge_path) for c in configs if c.badge_topic
+        }
+        # Devices of one company share their badges: one mapping per distinct tuple.
+        mappings: dict[int, dict] = {}
+        self._badges = {}
+        for c in configs:
+            if c.badges is not None:
+                mapping = mappings.get(id(c.badges))
+                if mapping is None:
+                    mapping = mappings[id(c.badges)] = dict(c.badges)
+                self._badges[c.device_id] = mapping
+            else:
+                self._badges[c.device_id] = None
 
     def topic_filters(self) -> set[str]:
         """MQTT subscriptions covering every configured device."""
-        return {f"{prefix}/#" for prefix in self._prefixes}
+        return {f"{prefix}/#" for prefix in self._prefixes} | self._badge_topics.filters()
 
     def route(self, topic: str):
         """(engine, subtopic, topic checksum) for a topic, or None when no device owns it."""
@@ -218,10 +242,17 @@ class Ingestor:
                 raise Drop("wrong_type")
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise Drop("oversized")
+        reader_of = self._badge_topics.device_of(topic)
+        if reader_of is not None:
+            self._apply_member(self.engines[reader_of], topic, payload, receive_ms, emit, redelivered)
+            return
         route = self.route(topic) if topic.__class__ is str else None
         if route is None:
             raise Drop("unknown_topic")
         engine, subtopic, topic_crc = route
+        if subtopic == badge.CHECKIN_SUBTOPIC:
+            self._apply_member(engine, topic, payload, receive_ms, emit, redelivered, True)
+            return
         fingerprint = zlib.crc32(payload, topic_crc)
         if redelivered and fingerprint in engine.recent:
             raise Drop("duplicate")
@@ -270,6 +301,38 @@ class Ingestor:
         ):
             # Its receive time is a delivery time: it waited in the broker's queue.
             engine.delayed = True
+        deadline = engine.receive_time(engine.next_deadline())
+        if deadline < self._next_deadline:
+            self._next_deadline = deadline
+
+    def _apply_member(
+        self, engine, topic, payload, receive_ms, emit, redelivered, command=False
+    ) -> None:
+        """A badge read or a check-in command for ``engine``'s device (services.badge).
+
+        Readers and commands have no clock: the check-in happens at the receive
+        time, on the device's clock. They prove nothing about the meter.
+        """
+        fingerprint = zlib.crc32(payload, zlib.crc32(topic.encode()))
+        if redelivered and fingerprint in engine.recent:
+            raise Drop("duplicate")
+        engine.remember(fingerprint)
+        if command:
+            action, member = badge.parse_command(payload)
+            reason = "command"
+        else:
+            card = badge.parse_badge(payload, self._badge_paths.get(engine.device_id))
+            member = badge.member_of_badge(card, self._badges.get(engine.device_id))
+            action, reason = "badge", "badge"
+        ts_ms = engine.device_time(receive_ms)
+        engine.advance(ts_ms, emit)
+        decision = badge.decide(action, member, engine.member)
+        if decision == "check_in":
+            engine.check_in(ts_ms, member, reason, emit)
+        elif decision == "check_out":
+            engine.check_out(ts_ms, reason, emit)
+        else:
+            self.dropped["checkin_ignored"] += 1
         deadline = engine.receive_time(engine.next_deadline())
         if deadline < self._next_deadline:
             self._next_deadline = deadline

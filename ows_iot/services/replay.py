@@ -3,7 +3,8 @@
     python -m ows_iot.services.replay --devices DEVICES.json CAPTURE.jsonl [--until TS]
 
 DEVICES.json is a JSON list of device configurations (see DeviceConfig; unknown
-keys are ignored). CAPTURE.jsonl has one message a line:
+keys are ignored); ``badge_topic``, ``badge_path`` and ``badges`` (an object of
+badge id -> member) replay check-ins as the runtime attributes them. CAPTURE.jsonl has one message a line:
 ``{"ts": <receive time, epoch seconds>, "topic": "...", "payload": "<text>"}``
 (``payload_b64`` instead of ``payload`` for binary). Output is JSON lines on
 stdout: every event as it fires, then one line per session in start order.
@@ -113,6 +114,8 @@ class SessionBook:
             "standby_s": payload["standby_s"],
             "energy_wh": payload["energy_wh"],
         }
+        if payload.get("member") is not None:
+            self.sessions[event.session_id]["member"] = payload["member"]
 
     def update_running(self, running: list[dict]) -> None:
         for totals in running:
