@@ -18,14 +18,17 @@ from pathlib import Path
 import psycopg2
 
 from odoo import http
+from odoo.exceptions import UserError
 from odoo.http import request
 
 from ..models.ows_iot_event import EventError, parse_envelope, parse_payload
+from ..services.badge import normalize_badge
 from .validation import (
     MAX_BODY_BYTES,
     ApiValidationError,
     parse_body,
     split_batch,
+    validate_checkin,
     validate_event,
 )
 
@@ -102,6 +105,26 @@ class OwsIotApi(http.Controller):
     )
     def iot_event(self, **_params):
         return self._serve(("POST",), self._post_events)
+
+    @http.route(
+        "/ows/iot/checkin",
+        type="http",
+        auth="public",
+        csrf=False,
+        save_session=False,
+    )
+    def iot_checkin(self, **_params):
+        return self._serve(("POST",), lambda: self._post_checkin("check_in"))
+
+    @http.route(
+        "/ows/iot/checkout",
+        type="http",
+        auth="public",
+        csrf=False,
+        save_session=False,
+    )
+    def iot_checkout(self, **_params):
+        return self._serve(("POST",), lambda: self._post_checkin("check_out"))
 
     @http.route(
         "/ows/iot/health",
@@ -385,6 +408,97 @@ class OwsIotApi(http.Controller):
         # Rejected by the ingestion before writing: only the device can be at fault
         # here, the rest was validated above.
         return self._result(index, uid, "error", outcome["message"], "device_id")
+
+    def _post_checkin(self, action):
+        """Check a member in or out: validated here, then published as a check-in
+        command that the leader's engine applies (services.badge). 202 once the
+        broker took it; a refusal is counted by reason (health ``checkin_refused``)."""
+        try:
+            body = validate_checkin(parse_body(self._read_body()), action)
+            device = self._checkin_device(body)
+            partner = self._checkin_partner(body, device)
+        except ApiValidationError:
+            self._count_refused("invalid_request")
+            raise
+        except ApiError as exc:
+            self._count_refused(exc.error)
+            raise
+        try:
+            device._ows_publish_checkin(action, partner or None)
+        except UserError as exc:
+            self._count_refused("broker_unavailable")
+            raise ApiError(503, "broker_unavailable", str(exc)) from None
+        return _json_response(
+            {
+                "status": "accepted",
+                "action": action,
+                "device_id": device.device_id,
+                "company_id": device.company_id.id,
+                "partner_id": partner.id or None,
+                "partner_name": partner.display_name or None,
+                "message": "The check-in was handed to the broker; the engine applies it "
+                "within seconds.",
+            },
+            202,
+        )
+
+    def _count_refused(self, reason):
+        request.env["ows.iot.runtime"].sudo()._ows_count_checkin_refused(reason)
+
+    def _checkin_device(self, body):
+        domain = [("device_id", "=", body["device_id"])]
+        if body["company_id"]:
+            domain.append(("company_id", "=", body["company_id"]))
+        devices = request.env["mqtt.device"].search(domain)
+        if not devices:
+            raise ApiError(
+                404,
+                "unknown_device",
+                f"No active device with device_id {body['device_id']!r} is visible to the "
+                "API key's user.",
+                field="device_id",
+            )
+        if len(devices) > 1:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"device_id {body['device_id']!r} exists in several companies; give company_id.",
+                field="company_id",
+            )
+        return devices
+
+    def _checkin_partner(self, body, device):
+        Partner = request.env["res.partner"]
+        if body["badge"] is not None:
+            card = normalize_badge(body["badge"])
+            member = dict(Partner._ows_badges(device.company_id)).get(card)
+            if member is None:
+                raise ApiError(
+                    404,
+                    "unknown_badge",
+                    f"No member of {device.company_id.name} has the badge {card!r}.",
+                    field="badge",
+                )
+            return Partner.sudo().browse(int(member))
+        if body["partner_id"] is not None:
+            # Read as superuser: a partner of another company must be refused, not hidden.
+            partner = Partner.sudo().browse(body["partner_id"]).exists()
+            if not partner:
+                raise ApiError(
+                    404,
+                    "unknown_partner",
+                    f"No partner with id {body['partner_id']}.",
+                    field="partner_id",
+                )
+            if partner.company_id and partner.company_id != device.company_id:
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    f"partner {partner.id} belongs to another company than the device.",
+                    field="partner_id",
+                )
+            return partner
+        return Partner
 
     def _get_health(self):
         # The runtime reports the leader's state to the database (any worker or node may

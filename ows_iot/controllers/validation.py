@@ -260,3 +260,43 @@ def validate_event(event: object) -> dict:
         "timestamp": timestamp,
         "payload": validate_payload(event_type, {} if payload is None else payload),
     }
+
+
+# -- check-in -------------------------------------------------------------------------
+
+CHECKIN_FIELDS = ("device_id", "company_id", "badge", "partner_id")
+
+
+def validate_checkin(document: object, action: str) -> dict:
+    """The body of ``POST /ows/iot/checkin`` or ``/checkout``, checked.
+
+    ``{"device_id": str, "badge": str}`` or ``{"device_id": str, "partner_id": int}``,
+    and ``company_id`` (int) where one device id exists in several companies. A
+    check-out may name nobody: whoever is checked in leaves.
+    """
+    if not isinstance(document, dict):
+        raise ApiValidationError("body", "body must be a JSON object")
+    unknown = sorted(set(document) - set(CHECKIN_FIELDS))
+    if unknown:
+        raise ApiValidationError(
+            unknown[0], f"{unknown[0]} is not a field; use {', '.join(CHECKIN_FIELDS)}"
+        )
+    _identifier(document, "device_id", True)
+    for field in ("company_id", "partner_id"):
+        value = document.get(field)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31
+        ):
+            raise ApiValidationError(field, f"{field} must be a positive integer")
+    card = document.get("badge")
+    if card is not None:
+        if not isinstance(card, str) or not card.strip():
+            raise ApiValidationError("badge", "badge must be a non-empty string")
+        if len(card) > 64 or not card.strip().isprintable():
+            raise ApiValidationError("badge", "badge must be at most 64 printable characters")
+    given = [field for field in ("badge", "partner_id") if document.get(field) is not None]
+    if len(given) > 1:
+        raise ApiValidationError("badge", "give either badge or partner_id, not both")
+    if not given and action == "check_in":
+        raise ApiValidationError("badge", "badge or partner_id is required to check in")
+    return {field: document.get(field) for field in CHECKIN_FIELDS}

@@ -2,9 +2,11 @@
 import dataclasses
 
 from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
+from ..services import badge
+from ..services.badge_topics import normalize_topic
 from ..services.billing import ROUNDING_MODES
 from ..services.config import ConfigError, DeviceConfig
 from ..services.events import STATES
@@ -26,7 +28,10 @@ SESSION_STATES = [
 ]
 # Device fields that make up the session configuration handed to the engine: the
 # engine's own configuration fields, named alike on the device.
-ENGINE_FIELDS = tuple(field.name for field in dataclasses.fields(DeviceConfig))
+# The badges come from the partners, not from the device.
+ENGINE_FIELDS = tuple(
+    field.name for field in dataclasses.fields(DeviceConfig) if field.name != "badges"
+)
 # Device fields copied onto each session as its billing terms.
 BILLING_TERMS = (
     "billing_unit_s",
@@ -208,6 +213,29 @@ class MqttDevice(models.Model):
         tracking=True,
         help="Customer new sessions of this machine are assigned to.",
     )
+
+    # Check-in (SPEC section 7, "Who used it")
+    badge_topic = fields.Char(
+        tracking=True,
+        copy=False,
+        help="MQTT topic the badge reader at this machine publishes the card ids on, "
+        "without wildcards, e.g. workshop/laser/badge. A member's badge checks them in; "
+        "the badge of the member checked in checks them out.",
+    )
+    badge_path = fields.Char(
+        string="Badge JSON Path",
+        help="When the reader publishes JSON: dotted path to the card id, e.g. card.uid. "
+        "Empty: the reader publishes the card id as plain text.",
+    )
+    checked_in_partner_id = fields.Many2one(
+        "res.partner",
+        string="Checked In",
+        readonly=True,
+        copy=False,
+        help="The member checked in on the machine: the customer of the sessions that "
+        "start while they are checked in.",
+    )
+    checked_in_since = fields.Datetime(readonly=True, copy=False)
 
     user_id = fields.Many2one(
         "res.users",
@@ -476,6 +504,34 @@ class MqttDevice(models.Model):
                 )
             )
 
+    @api.constrains("badge_topic")
+    def _check_badge_topic(self):
+        """A reader belongs to one device, in all companies (one broker for all)."""
+        for device in self.filtered("badge_topic"):
+            topic = normalize_topic(device.badge_topic)
+            if any(char in topic for char in "+#"):
+                raise ValidationError(
+                    _(
+                        "%(device)s: the badge topic must not contain the wildcards + or #.",
+                        device=device.name,
+                    )
+                )
+            others = (
+                self.sudo()
+                .with_context(active_test=False)
+                .search([("id", "!=", device.id), ("badge_topic", "!=", False)])
+            )
+            other = others.filtered(lambda d, t=topic: normalize_topic(d.badge_topic) == t)[:1]
+            if other:
+                raise ValidationError(
+                    _(
+                        "%(device)s: the badge topic %(topic)s is already the reader of %(other)s.",
+                        device=device.name,
+                        topic=topic,
+                        other=other.name,
+                    )
+                )
+
     def _ows_fed_by_mqtt(self):
         """The devices of ``self`` whose events belong to the MQTT runtime's engine.
 
@@ -503,11 +559,13 @@ class MqttDevice(models.Model):
 
     @api.model
     def _ows_normalize_vals(self, vals):
-        for key in ("device_id", "mqtt_topic", "channel", "power_path"):
+        for key in ("device_id", "mqtt_topic", "channel", "power_path", "badge_path"):
             if isinstance(vals.get(key), str):
                 vals[key] = vals[key].strip()
         if isinstance(vals.get("mqtt_topic"), str):
             vals["mqtt_topic"] = vals["mqtt_topic"].strip("/")
+        if "badge_topic" in vals:
+            vals["badge_topic"] = normalize_topic(vals["badge_topic"]) or False
         return vals
 
     @api.model_create_multi
@@ -548,9 +606,9 @@ class MqttDevice(models.Model):
     def _ows_engine_config(self):
         """The device's session configuration as the engine takes it."""
         self.ensure_one()
-        return DeviceConfig.from_dict(
-            {name: (self[name] if self[name] is not False else None) for name in ENGINE_FIELDS}
-        )
+        values = {name: (self[name] if self[name] is not False else None) for name in ENGINE_FIELDS}
+        values["badges"] = self.env["res.partner"]._ows_badges(self.company_id)
+        return DeviceConfig.from_dict(values)
 
     def action_view_sessions(self):
         self.ensure_one()
@@ -562,6 +620,86 @@ class MqttDevice(models.Model):
             "domain": [("device_id", "=", self.id)],
             "context": {"default_device_id": self.id},
         }
+
+    # -- check-in --------------------------------------------------------------------
+
+    def action_check_in(self):
+        """Choose the member to check in (the wizard publishes the check-in)."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Check In on %(device)s", device=self.name),
+            "res_model": "ows.iot.checkin.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_device_id": self.id},
+        }
+
+    def action_check_out(self):
+        self.ensure_one()
+        if not self.checked_in_partner_id:
+            raise UserError(_("Nobody is checked in on %(device)s.", device=self.name))
+        self._ows_publish_checkin("check_out", self.checked_in_partner_id)
+        return self._ows_checkin_notification(
+            _(
+                "Check-out of %(member)s from %(device)s sent.",
+                member=self.checked_in_partner_id.display_name,
+                device=self.name,
+            )
+        )
+
+    def _ows_checkin_notification(self, message):
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "message": message,
+                "type": "success",
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    def _ows_check_member(self, partner):
+        """Refuse a member the device's company cannot bill."""
+        self.ensure_one()
+        if partner.company_id and partner.company_id != self.company_id:
+            raise UserError(
+                _(
+                    "%(member)s belongs to %(company)s and cannot check in on %(device)s.",
+                    member=partner.display_name,
+                    company=partner.company_id.name,
+                    device=self.name,
+                )
+            )
+
+    def _ows_checkin_topic(self):
+        self.ensure_one()
+        return f"{self.mqtt_topic.strip('/')}/{badge.CHECKIN_SUBTOPIC}"
+
+    def _ows_publish_checkin(self, action, partner=None):
+        """Hand a check-in command to the broker: the leader's engine applies it like
+        a reading (services.badge). UserError when the broker does not take it."""
+        self.ensure_one()
+        self.check_access("read")
+        if partner:
+            self._ows_check_member(partner)
+        payload = badge.command_payload(
+            action, str(partner.id) if partner else None, by=self.env.user.login
+        )
+        self._ows_publish(self._ows_checkin_topic(), payload)
+
+    def _ows_publish(self, topic, payload):
+        # Imported here: the runtime is only needed for publishing.
+        from ..runtime.supervisor import broker_settings, make_settings
+        from ..services.mqtt_client import SettingsError
+        from ..services.publish import PublishError, publish_once
+
+        try:
+            publish_once(make_settings(broker_settings(self.env)), topic, payload)
+        except (SettingsError, PublishError) as exc:
+            raise UserError(
+                _("The check-in could not be sent to the broker: %(error)s", error=exc)
+            ) from None
 
     # -- ingestion -------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ MEASURED_FIELDS = frozenset(
         "last_heartbeat",
         "last_event_seq",
         "last_event_epoch",
+        "member_partner_id",
     }
 )
 DURATION_FIELDS = ("total_duration_s", "working_duration_s", "standby_duration_s")
@@ -55,6 +56,8 @@ DERIVED_FIELDS = (
 SETTLED_FIELDS = frozenset(BILLING_TERMS) | {"partner_id"} | MEASURED_FIELDS
 # Changed through the billing actions only.
 BILLING_STATE_FIELDS = frozenset({"billing_state", "billed_date"})
+# What an IoT User (not a manager) may change on a session not billed yet.
+USER_FIELDS = frozenset({"partner_id"})
 # Errors of one session's update that must not fail the other sessions of a batch.
 APPLY_ERRORS = (IntegrityError, ValidationError, UserError, ValueError)
 
@@ -86,10 +89,23 @@ class MqttSession(models.Model):
         readonly=False,
         precompute=True,
         check_company=True,
-        tracking=True,
         index=True,
+        help="Who is billed: the member checked in on the machine when the session "
+        "started, else the device's default customer. A change is logged in the chatter.",
+    )
+    member_partner_id = fields.Many2one(
+        "res.partner",
+        string="Checked-in Member",
+        readonly=True,
+        index="btree_not_null",
+        help="The member checked in on the machine (badge, backend or API) when the "
+        "session started.",
     )
     note = fields.Text()
+    can_edit_terms = fields.Boolean(
+        compute="_compute_can_edit_terms",
+        help="IoT managers change billing terms and notes; IoT users assign the customer.",
+    )
     start_time = fields.Datetime(required=True, readonly=True, index=True)
     end_time = fields.Datetime(readonly=True)
     status = fields.Selection(
@@ -255,10 +271,12 @@ class MqttSession(models.Model):
         for session in self:
             session.company_id = session.device_id.company_id
 
-    @api.depends("device_id")
+    @api.depends("device_id", "member_partner_id")
     def _compute_partner_id(self):
+        # First to last: the member checked in, a manual assignment (a write, which
+        # replaces this value), the device's default customer.
         for session in self:
-            session.partner_id = session.device_id.partner_id
+            session.partner_id = session.member_partner_id or session.device_id.partner_id
 
     @api.depends("device_id")
     def _compute_billing_terms(self):
@@ -278,6 +296,12 @@ class MqttSession(models.Model):
                         "currency_id": self.env.company.currency_id.id,
                     }
                 )
+
+    @api.depends_context("uid")
+    def _compute_can_edit_terms(self):
+        allowed = self.env.user.has_group("ows_iot.group_ows_iot_manager")
+        for session in self:
+            session.can_edit_terms = allowed
 
     @api.depends("energy_wh")
     def _compute_energy_kwh(self):
@@ -419,6 +443,12 @@ class MqttSession(models.Model):
             raise UserError(
                 _("Session figures come from the meter and are changed by the ingestion only.")
             )
+        if (
+            not self.env.su
+            and set(vals) - USER_FIELDS
+            and not self.env.user.has_group("ows_iot.group_ows_iot_manager")
+        ):
+            raise UserError(_("IoT Users may only assign the customer of a session."))
         if set(vals) & SETTLED_FIELDS:
             settled = self.filtered(lambda session: session.billing_state != "to_bill")
             if settled:
@@ -432,7 +462,36 @@ class MqttSession(models.Model):
                         ],
                     )
                 )
-        return super().write(vals)
+        if "partner_id" not in vals or self.env.context.get("ows_iot_ingest"):
+            return super().write(vals)
+        before = {session: session.partner_id for session in self}
+        result = super().write(vals)
+        for session, old in before.items():
+            if session.partner_id != old:
+                session._ows_log_customer_change(old, session.partner_id)
+        return result
+
+    def _ows_log_customer_change(self, old, new):
+        self.ensure_one()
+        self.sudo().message_post(
+            body=_(
+                "Customer changed from %(old)s to %(new)s.",
+                old=old.display_name or _("none"),
+                new=new.display_name or _("none"),
+            ),
+            author_id=self.env.user.partner_id.id,
+        )
+
+    def action_assign_customer(self):
+        """Assign one customer to the selected sessions (a wizard)."""
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Assign Customer"),
+            "res_model": "ows.iot.session.assign.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_session_ids": self.ids},
+        }
 
     @api.ondelete(at_uninstall=False)
     def _unlink_except_billed(self):
@@ -732,6 +791,8 @@ class MqttSession(models.Model):
             and (not session.last_heartbeat or last_heartbeat > session.last_heartbeat)
         ):
             vals["last_heartbeat"] = last_heartbeat
+        if vals.get("member_partner_id") == session.member_partner_id.id:
+            del vals["member_partner_id"]
         vals = {name: value for name, value in vals.items() if session[name] != value}
         return {"uuid": session_uuid, "session": session, "vals": vals, "events": group}
 
@@ -762,7 +823,21 @@ class MqttSession(models.Model):
         }
         if info["state"]:
             vals["current_state"] = info["state"]
+        member = self._ows_member(payload.get("member"), event["device"])
+        if member:
+            vals["member_partner_id"] = member
         return vals
+
+    @api.model
+    def _ows_member(self, member, device):
+        """The partner id of an engine member ("<partner id>"), or None when it is no
+        partner the device's company may bill."""
+        if not isinstance(member, str) or not member.isdigit() or len(member) > 12:
+            return None
+        partner = self.env["res.partner"].sudo().browse(int(member)).exists()
+        if not partner or (partner.company_id and partner.company_id != device.company_id):
+            return None
+        return partner.id
 
     @api.model
     def _ows_execute(self, Session, plans):
@@ -778,8 +853,9 @@ class MqttSession(models.Model):
             if session is None:
                 continue
             sessions[plan["uuid"]] = session
-            if "status" in vals:
-                # A session ending: through write(), so the chatter tracks it.
+            if "status" in vals or "member_partner_id" in vals:
+                # A session ending: through write(), so the chatter tracks it; a
+                # member: through write(), so that the customer follows.
                 session.write(vals)
             elif vals:
                 if set(vals).intersection(DURATION_FIELDS):

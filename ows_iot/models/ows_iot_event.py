@@ -21,6 +21,7 @@ from ..services.events import (
     EVENT_TYPES,
     FIGURE_LIMITS,
     MAX_SEQ,
+    MEMBER_EVENT_TYPES,
     PAYLOAD_FIGURES,
     SESSION_EVENT_TYPES,
     SESSION_STATUSES,
@@ -39,6 +40,8 @@ EVENT_TYPE_LABELS = [
     ("state_changed", "State changed"),
     ("device_online", "Device online"),
     ("device_offline", "Device offline"),
+    ("member_checked_in", "Member checked in"),
+    ("member_checked_out", "Member checked out"),
 ]
 # The status a session has after an event of this type, when its payload omits it.
 TYPE_STATUS = {
@@ -791,6 +794,20 @@ class OwsIotEvent(models.Model):
                     # Gone since after its last reading: no power to show.
                     if not vals["online"] and online_key > marks.get("state", [-1, 0.0]):
                         vals["current_power_w"] = 0.0
+            member_events = [e for e in device_events if e["event_type"] in MEMBER_EVENT_TYPES]
+            if member_events:
+                newest = max(member_events, key=_order_key)
+                member_key = list(_order_key(newest))
+                if member_key > marks.get("member", [-1, 0.0]):
+                    marks["member"] = member_key
+                    partner = self.env["mqtt.session"]._ows_member(
+                        newest["payload"].get("member"), device
+                    )
+                    checked_in = newest["event_type"] == "member_checked_in" and partner
+                    vals["checked_in_partner_id"] = partner if checked_in else False
+                    vals["checked_in_since"] = (
+                        _to_datetime(newest["epoch"]) if checked_in else False
+                    )
             seen = [e["epoch"] for e in device_events if e["event_type"] in SEEN_EVENT_TYPES]
             if seen:
                 last_seen = _to_datetime(max(seen))

@@ -20,6 +20,7 @@ from psycopg2.extras import Json
 
 from odoo import _, api, fields, models
 from odoo.sql_db import db_connect
+from odoo.tools import SQL
 
 from ..services.config import ConfigError
 from ..services.flush import running_totals, silent_for
@@ -157,6 +158,11 @@ class OwsIotRuntime(models.Model):
     )
     dropped = fields.Json(string="Dropped Messages", readonly=True)
     dropped_text = fields.Text(string="Dropped (by reason)", compute="_compute_dropped_text")
+    checkin_refused = fields.Json(
+        string="Check-ins Refused",
+        readonly=True,
+        help="REST check-ins and check-outs refused, by reason (since installation).",
+    )
     last_error = fields.Text(readonly=True)
 
     def init(self):
@@ -278,9 +284,26 @@ class OwsIotRuntime(models.Model):
                 "overflows": record.overflows,
                 "overflow_messages": record.overflow_messages,
                 "dropped": record.dropped or {},
+                "checkin_refused": record.checkin_refused or {},
             },
             "last_error": record.last_error or None,
         }
+
+    @api.model
+    def _ows_count_checkin_refused(self, reason):
+        """Count a refused REST check-in, in one statement (concurrent requests)."""
+        record = self._ows_get()
+        self.env.cr.execute(
+            SQL(
+                "UPDATE ows_iot_runtime SET checkin_refused = jsonb_set("
+                "COALESCE(checkin_refused, '{}'::jsonb), ARRAY[%(reason)s], "
+                "to_jsonb(COALESCE((checkin_refused ->> %(reason)s)::int, 0) + 1)) "
+                "WHERE id = %(id)s",
+                reason=reason,
+                id=record.id,
+            )
+        )
+        record.invalidate_recordset(["checkin_refused"])
 
     def action_refresh(self):
         return {"type": "ir.actions.client", "tag": "soft_reload"}

@@ -244,7 +244,9 @@ class Ingestor:
             raise Drop("oversized")
         reader_of = self._badge_topics.device_of(topic)
         if reader_of is not None:
-            self._apply_member(self.engines[reader_of], topic, payload, receive_ms, emit, redelivered)
+            self._apply_member(
+                self.engines[reader_of], topic, payload, receive_ms, emit, redelivered
+            )
             return
         route = self.route(topic) if topic.__class__ is str else None
         if route is None:

@@ -4,7 +4,9 @@ if __name__ == "odoo.addons.ows_iot.tests":
     from . import (
         test_alerts,
         test_api,
+        test_api_checkin,
         test_billing,
+        test_checkin,
         test_device,
         test_ingest,
         test_portal,

@@ -1,6 +1,7 @@
 """Check-ins as engine input: badges, commands, takeovers (services.badge)."""
 
 import json
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -280,7 +281,7 @@ def test_takeovers_split_time_without_losing_or_double_counting(script):
             session["end"] - session["start"], abs=1e-6
         )
     spans = sorted((s["start"], s["end"]) for s in ended(with_badges))
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in pairwise(spans):
         assert end <= start  # sessions never overlap
     if stopping_takeovers:
         return
