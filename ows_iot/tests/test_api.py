@@ -471,11 +471,11 @@ class TestApiEvents(ApiCase):
         self.assertRejected(response, "Content-Length")
 
     def test_every_event_type_is_accepted(self):
-        self.assertEqual(len(EVENT_TYPES), 7)
+        self.assertEqual(len(EVENT_TYPES), 9)
         session = session_event(DEVICE_A, "session_started", 1, 3)
         events = []
         for seq, event_type in enumerate(EVENT_TYPES, start=1):
-            if event_type.startswith("device_"):
+            if event_type.startswith(("device_", "member_")):
                 events.append(online(seq=seq) | {"event_type": event_type})
                 continue
             end = 60.0 if event_type in ("session_stopped", "session_timeout") else None

@@ -1,5 +1,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import time
+from unittest.mock import patch
+
 from odoo.tests import HttpCase, new_test_user, tagged
+
+from ..services.badge import parse_command
+from ..services.ingestor import Ingestor
 
 ROLES = {
     "administrator": "base.group_user,base.group_system",
@@ -66,3 +72,42 @@ class TestMenuTour(HttpCase):
         opened = self._open_every_menu("user")
         self.assertIn("IoT/Sessions", opened)
         self.assertFalse([path for path in opened if path.startswith("IoT/Configuration")])
+
+
+@tagged("post_install", "-at_install")
+class TestCheckinTour(HttpCase):
+    def test_user_checks_a_member_in_from_the_device_card(self):
+        """In the browser, as an IoT User: Check In on the device's card, choose the
+        member; the command the backend publishes runs through the engine as the
+        leader would run it, and the device shows the member checked in."""
+        device = self.env["mqtt.device"].create(
+            {
+                "name": "Tour Check-in Router",
+                "device_id": "shellyplus1pm-tour02",
+                "mqtt_topic": "shellyplus1pm-tour02",
+            }
+        )
+        member = self.env["res.partner"].create({"name": "Tour Member Ada"})
+        user = new_test_user(
+            self.env, login="iot_tour_user", groups=ROLES["user"], tz="Europe/Berlin"
+        )
+        published = []
+        env = self.env
+
+        def leader(records, topic, payload):
+            # The leader's engine applies the command as it comes off the broker.
+            published.append((topic, payload))
+            ingestor = Ingestor([device._ows_engine_config()])
+            events = ingestor.process(topic, payload, time.time())
+            env["ows.iot.event"].ingest_events([event.to_dict() for event in events])
+
+        with patch.object(type(self.env["mqtt.device"]), "_ows_publish", leader):
+            self.start_tour(
+                "/odoo/action-ows_iot.mqtt_device_action",
+                "ows_iot_checkin_tour",
+                login=user.login,
+                timeout=120,
+            )
+        [(topic, payload)] = published
+        self.assertEqual(parse_command(payload), ("check_in", str(member.id)))
+        self.assertEqual(device.checked_in_partner_id, member)
