@@ -34,7 +34,10 @@ class ResPartner(models.Model):
         help="Amount of the ended sessions still to bill, without those held back.",
     )
     ows_currency_id = fields.Many2one(
-        "res.currency", compute="_compute_ows_sessions", groups="ows_iot.group_ows_iot_user"
+        "res.currency",
+        string="Currency",
+        compute="_compute_ows_sessions",
+        groups="ows_iot.group_ows_iot_user",
     )
 
     def _ows_session_domain(self):
