@@ -121,6 +121,19 @@ class Ingestor:
         self._routes[topic] = route
         return route or None
 
+    def member_device(self, topic) -> str | None:
+        """The device a badge read or a check-in command on ``topic`` is for, else None.
+
+        Such a message is not the meter speaking: it neither cancels a held last
+        will nor tells whether the meter's backlog is read."""
+        device_id = self._badge_topics.device_of(topic)
+        if device_id is not None:
+            return device_id
+        route = self.route(topic) if topic.__class__ is str else None
+        if route is not None and route[1] == badge.CHECKIN_SUBTOPIC:
+            return route[0].device_id
+        return None
+
     def offline_notice(self, topic: str, payload: bytes) -> str | None:
         """The device whose last will ("online" false) this message is, else None."""
         route = self.route(topic) if topic.__class__ is str else None

@@ -295,6 +295,18 @@ class Runner:
                 self._held[will_of] = ingestor.engines[will_of].will_at
                 self._touched.add(will_of)
             return
+        member_of = ingestor.member_device(item.topic)
+        if member_of is not None:
+            # A badge read or a check-in command (services.badge): engine input for
+            # the device, checkpointed with it, but no word from its meter.
+            events = ingestor.process(
+                item.topic, item.payload, item.receive_ts, self.catching_up, redelivered,
+                self._awaiting,
+            )  # fmt: skip
+            self._touched.add(member_of)
+            if events:
+                self._add_events(events)
+            return
         route = ingestor.route(item.topic)
         if route is not None and route[0].device_id in self._held and not redelivered:
             self._cancel_will(route[0].device_id)

@@ -15,6 +15,7 @@ from ows_iot.services.parsers import Drop
 from ows_iot.services.replay import replay
 
 from .helpers import GEN2, T0, Run, gen2_config, rpc
+from .test_runner import Clock, Msg, Store, live, make, power_msg
 
 READER = "workshop/laser/badge"
 BADGES = {"04A1B2C3": "alice", "99FF00": "bob"}
@@ -320,3 +321,29 @@ def test_replay_with_badges_is_deterministic(script):
         json.loads(line)["payload"]["member"] for line in first if "member_checked_in" in line
     ]
     assert set(filter(None, members)) <= set(checked_in)
+
+
+# -- the leader's loop --------------------------------------------------------
+
+
+def test_a_badge_read_is_checkpointed_with_its_device_and_survives_a_failover():
+    clock, store, acked = Clock(), Store(), []
+    runner = make(clock, store, acked, configs=[reader_config()])
+    live(runner, clock)
+    runner.submit(Msg(READER, b"04A1B2C3", clock.now, mid=1))
+    clock.now += 0.6
+    runner.step(0)
+    assert acked == [1]
+    assert store.states[GEN2]["member"] == "alice"
+    # the next leader restores the member from the checkpoint
+    successor = make(clock, store, acked, configs=[reader_config()])
+    live(successor, clock)
+    base = clock.now - T0
+    for i, watts in enumerate((500.0, 500.0, 500.0, 500.0, 500.0)):
+        clock.now = T0 + base + i
+        successor.submit(power_msg(base + i, watts, mid=10 + i))
+        successor.step(0)
+    clock.now += 1
+    successor.step(0)
+    started = [e for e in store.events.values() if e["event_type"] == "session_started"]
+    assert [e["payload"]["member"] for e in started] == ["alice"]
