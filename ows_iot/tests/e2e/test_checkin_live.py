@@ -103,7 +103,7 @@ def test_badge_and_backend_check_ins_attribute_sessions_as_the_replay_does(
         server.stop()
     no_errors(server)
 
-    (start_a, end_a, partner_a, member_a), (start_b, end_b, partner_b, member_b) = (
+    (_start_a, end_a, partner_a, member_a), (start_b, _end_b, partner_b, member_b) = (
         partners_of_sessions(odoo_db)
     )
     assert (partner_a, member_a) == (alice, alice)
