@@ -109,5 +109,6 @@ class TestCheckinTour(HttpCase):
                 timeout=120,
             )
         [(topic, payload)] = published
+        self.assertEqual(topic, "shellyplus1pm-tour02/ows_iot/checkin")
         self.assertEqual(parse_command(payload), ("check_in", str(member.id)))
         self.assertEqual(device.checked_in_partner_id, member)
