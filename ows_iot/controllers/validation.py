@@ -282,6 +282,9 @@ def validate_checkin(document: object, action: str) -> dict:
             unknown[0], f"{unknown[0]} is not a field; use {', '.join(CHECKIN_FIELDS)}"
         )
     _identifier(document, "device_id", True)
+    for field in CHECKIN_FIELDS:
+        if field in document and document[field] is None:
+            raise ApiValidationError(field, f"{field} must not be null; leave it out")
     for field in ("company_id", "partner_id"):
         value = document.get(field)
         if value is not None and (

@@ -6,7 +6,7 @@ from datetime import timedelta
 from psycopg2 import IntegrityError
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from ..services.billing import billable
@@ -446,6 +446,7 @@ class MqttSession(models.Model):
         if (
             not self.env.su
             and set(vals) - USER_FIELDS
+            and self.env.user.has_group("ows_iot.group_ows_iot_user")
             and not self.env.user.has_group("ows_iot.group_ows_iot_manager")
         ):
             raise UserError(_("IoT Users may only assign the customer of a session."))
@@ -500,8 +501,15 @@ class MqttSession(models.Model):
 
     # -- billing actions -------------------------------------------------------------
 
-    def _ows_check_billable(self):
+    def _ows_check_manager(self):
+        """Billing is the managers': IoT Users may write sessions (their customer),
+        not bill them."""
         self.check_access("write")
+        if not self.env.su and not self.env.user.has_group("ows_iot.group_ows_iot_manager"):
+            raise AccessError(_("Only IoT Managers may bill sessions or review them."))
+
+    def _ows_check_billable(self):
+        self._ows_check_manager()
         running = self.filtered(lambda session: session.status == "running")
         if running:
             raise UserError(
@@ -555,7 +563,7 @@ class MqttSession(models.Model):
         return True
 
     def action_reset_to_bill(self):
-        self.check_access("write")
+        self._ows_check_manager()
         billed = self.filtered(lambda session: session.billing_state == "billed")
         if billed and not self.env.user.has_group("base.group_system"):
             raise UserError(
@@ -573,7 +581,7 @@ class MqttSession(models.Model):
 
     def action_clear_review(self):
         """A manager checked the timed-out session: it may be billed."""
-        self.check_access("write")
+        self._ows_check_manager()
         to_review = self.filtered("review_required")
         to_review.sudo().write({"reviewed_by_id": self.env.user.id})
         for session in to_review:

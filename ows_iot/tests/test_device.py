@@ -15,7 +15,8 @@ class TestDevice(OwsIotCase):
         device = self.Device.create({"name": "Plug", "device_id": "plug-1", "mqtt_topic": "plug-1"})
         config = device._ows_engine_config()
         self.assertIsInstance(config, DeviceConfig)
-        self.assertEqual(config, DeviceConfig(device_id="plug-1", mqtt_topic="plug-1"))
+        # the engine gets the company's badges (none here)
+        self.assertEqual(config, DeviceConfig(device_id="plug-1", mqtt_topic="plug-1", badges=()))
         self.assertEqual(device.company_id, self.env.company)
         self.assertEqual(device.currency_id, self.env.company.currency_id)
         self.assertEqual(device.current_state, "idle")
@@ -56,6 +57,9 @@ class TestDevice(OwsIotCase):
                 "message_timeout_s": 120,
                 "heartbeat_interval_s": 60,
                 "max_clock_skew_s": 10,
+                "badge_topic": None,
+                "badge_path": None,
+                "badges": (),
             },
         )
 

@@ -52,7 +52,11 @@ class TestSecurity(OwsIotCase):
         with self.assertRaises(AccessError):
             self.session.with_user(self.iot_user).action_mark_billed()
         with self.assertRaises(AccessError):
-            self.session.with_user(self.iot_user).partner_id = self.customer
+            self.session.with_user(self.iot_user).action_mark_free()
+        with self.assertRaises(AccessError):
+            self.session.with_user(self.iot_user).action_reset_to_bill()
+        # Their one right on sessions: the customer of those not billed yet.
+        self.session.with_user(self.iot_user).partner_id = self.customer
         self.assertEqual(self.session.billing_state, "to_bill")
 
     def test_manager_configures_and_bills_in_own_company(self):

@@ -183,7 +183,7 @@ class MqttSession(models.Model):
                     groupings=", ".join(INVOICE_GROUPINGS),
                 )
             )
-        self.check_access("write")
+        self._ows_check_manager()
         self.env["account.move"].check_access("create")
         self._ows_check_invoiceable()
         sessions = self.filtered(lambda session: session.billable_units > 0)
