@@ -56,6 +56,6 @@ def test_schemathesis_finds_nothing(api, tmp_path):
     output = result.stdout + result.stderr
     print(output[-1500:])  # the summary, shown with pytest -rP
     assert result.returncode == 0, output[-12000:]
-    assert "4 selected / 4 total" in output, output[-4000:]
+    assert "6 selected / 6 total" in output, output[-4000:]
     server_errors = [line for line in api.server.errors() if "ows_iot" in line]
     assert not server_errors, "\n".join(server_errors[:20])
