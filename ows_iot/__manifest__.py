@@ -6,7 +6,7 @@
     "category": "Manufacturing",
     "author": "OWS IoT",
     "license": "LGPL-3",
-    "depends": ["base", "mail", "portal", "product", "web"],
+    "depends": ["base", "bus", "mail", "portal", "product", "web"],
     "data": [
         "security/ows_iot_security.xml",
         "security/ir.model.access.csv",
@@ -29,7 +29,12 @@
     # Loaded server-wide (--load=base,web,ows_iot), this starts the MQTT ingestion.
     "post_load": "post_load",
     "assets": {
-        "web.assets_backend": ["ows_iot/static/src/scss/ows_iot_backend.scss"],
+        "web.assets_backend": [
+            "ows_iot/static/src/scss/ows_iot_backend.scss",
+            "ows_iot/static/src/live/**/*",
+            "ows_iot/static/src/board/**/*",
+            "ows_iot/static/src/timeline/**/*",
+        ],
         "web.report_assets_common": ["ows_iot/static/src/scss/billing_report.scss"],
         "web.assets_tests": ["ows_iot/static/tests/tours/**/*"],
     },

@@ -228,6 +228,16 @@ class MqttDevice(models.Model):
         help="Alert the responsible user when a session runs longer than this. 0: no alert.",
     )
 
+    location = fields.Char(
+        tracking=True,
+        help="Where the machine stands (a room, a workshop); the board filters on it.",
+    )
+    out_of_order = fields.Boolean(
+        tracking=True,
+        help="The machine must not be used (broken, in maintenance); marked on the board.",
+    )
+    out_of_order_reason = fields.Char(tracking=True)
+
     # Live state, written by the ingestion
     online = fields.Boolean(readonly=True, copy=False)
     last_seen = fields.Datetime(readonly=True, copy=False)

@@ -23,6 +23,13 @@ acknowledged). It tries to take its lock back every second; once it holds it
 again its term tells whether anyone led meanwhile: if not, it commits the buffer
 at once; if so, the commit fails, it steps down and the broker redelivers.
 A scan that cannot reach a database keeps that database's candidate.
+
+Live views: every commit that changed something a user sees (a device's power,
+state or online flag, a session started, updated or ended) adds one ``bus.bus``
+notification ``ows_iot/live`` to its own transaction, naming the devices and
+sessions it changed. The bus delivers it once the commit is done, to the IoT
+users' channel; the web client reloads the records it shows (``static/src/live``).
+A commit that changed nothing visible (only "Last seen") sends nothing.
 """
 
 import logging
@@ -569,9 +576,15 @@ class LeaderTerm:
                         )
                     if failed:
                         env["ows.iot.event"]._ows_record_failed(failed, self.ids)
+                    changed = set()
                     if states:
                         env.flush_all()  # the ORM's last_seen first, then the newer one
-                        self._save_states(cr, states)
+                        changed = self._save_states(cr, states)
+                    # One notification per commit, sent by the bus once it commits.
+                    env["mqtt.device"]._ows_notify_live(
+                        changed | {self.ids[e["device_id"]] for e in events if e["device_id"] in self.ids},
+                        {e["session_id"] for e in events if e.get("session_id")},
+                    )
                 return
             except CONFLICTS:
                 self.registry.reset_changes()
@@ -594,20 +607,33 @@ class LeaderTerm:
             )  # fmt: skip
 
     def _save_states(self, cr, states):
+        """Write the snapshots; the record ids of the devices whose current power
+        this changed (what the live views must show)."""
         # A checkpoint, not a user change: plain SQL, no write_date, no ORM cache.
-        # "Last seen" rides along: the engine's last message of the device, one
-        # write per device and commit however many messages it sent.
+        # "Last seen" and the current power ride along: the engine's last message of
+        # the device and its last reading, one write per device and commit however
+        # many messages it sent. An older snapshot (a redelivery) moves neither back;
+        # a device gone offline shows no power.
         rows = [(self.ids[d], Json(s)) for d, s in states.items() if d in self.ids]
         if not rows:
-            return
+            return set()
         values = ", ".join(["(%s, %s::jsonb)"] * len(rows))
         cr.execute(
-            f"UPDATE mqtt_device AS d SET engine_state = v.state, last_seen = GREATEST("
-            f"d.last_seen, date_trunc('second', to_timestamp("
-            f"(v.state->>'last_msg_ms')::float8 / 1000) AT TIME ZONE 'UTC')) "
-            f"FROM (VALUES {values}) AS v(id, state) WHERE d.id = v.id",
+            f"UPDATE mqtt_device AS d SET engine_state = v.state, "
+            f"last_seen = GREATEST(d.last_seen, v.seen), "
+            f"current_power_w = CASE "
+            f"  WHEN v.seen IS NULL OR v.seen < d.last_seen THEN d.current_power_w "
+            f"  WHEN v.state->>'online' = 'false' THEN 0 "
+            f"  ELSE COALESCE((v.state->>'power')::float8, 0) END "
+            f"FROM (SELECT id, state, date_trunc('second', to_timestamp("
+            f"  (state->>'last_msg_ms')::float8 / 1000) AT TIME ZONE 'UTC') AS seen "
+            f"  FROM (VALUES {values}) AS r(id, state)) AS v "
+            f"JOIN mqtt_device AS o ON o.id = v.id "
+            f"WHERE d.id = v.id "
+            f"RETURNING d.id, d.current_power_w IS DISTINCT FROM o.current_power_w",
             [value for row in rows for value in row],
         )
+        return {record_id for record_id, changed in cr.fetchall() if changed}
 
     def _ack(self, message):
         return self.client.ack(message) if self.client is not None else True

@@ -10,7 +10,9 @@ registry.category("web_tour.tours").add("ows_iot_menu_tour", {
     steps: () => [
         {
             content: "The menu's view or wizard is shown",
-            trigger: ".o_action_manager .o_view_controller, .modal .o_form_view",
+            trigger:
+                ".o_action_manager .o_view_controller, .o_action_manager .o_ows_iot_board_tiles, " +
+                ".o_action_manager .o_ows_iot_timeline_body, .modal .o_form_view",
         },
         {
             content: "No error dialog",
