@@ -1,3 +1,3 @@
 from . import mqtt_device, mqtt_session, ows_iot_event, res_config_settings
 from . import ows_iot_runtime
-from . import mqtt_device_demo, mqtt_device_live
+from . import mqtt_device_demo

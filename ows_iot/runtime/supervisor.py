@@ -582,7 +582,8 @@ class LeaderTerm:
                         changed = self._save_states(cr, states)
                     # One notification per commit, sent by the bus once it commits.
                     env["mqtt.device"]._ows_notify_live(
-                        changed | {self.ids[e["device_id"]] for e in events if e["device_id"] in self.ids},
+                        changed
+                        | {self.ids[e["device_id"]] for e in events if e["device_id"] in self.ids},
                         {e["session_id"] for e in events if e.get("session_id")},
                     )
                 return

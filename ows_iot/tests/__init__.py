@@ -7,6 +7,7 @@ if __name__ == "odoo.addons.ows_iot.tests":
         test_billing,
         test_device,
         test_ingest,
+        test_live,
         test_portal,
         test_retention,
         test_runtime,
