@@ -9,8 +9,13 @@ import { registry } from "@web/core/registry";
 registry.category("web_tour.tours").add("ows_iot_board_tour", {
     steps: () => [
         {
+            content: "Open the apps menu",
+            trigger: ".o_navbar_apps_menu button",
+            run: "click",
+        },
+        {
             content: "Open the IoT app",
-            trigger: ".o_app[data-menu-xmlid='ows_iot.ows_iot_menu_root']",
+            trigger: ".dropdown-menu .o_app[data-menu-xmlid='ows_iot.ows_iot_menu_root']",
             run: "click",
         },
         {

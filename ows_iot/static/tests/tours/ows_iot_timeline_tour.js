@@ -16,8 +16,8 @@ registry.category("web_tour.tours").add("ows_iot_timeline_tour", {
         {
             content: "A row per machine, the idle one included",
             trigger:
-                ".o_ows_iot_timeline_row:contains('Tour Timeline Saw')" +
-                " ~ .o_ows_iot_timeline_row:contains('Tour Timeline Idle')",
+                ".o_ows_iot_timeline_body:has(.o_ows_iot_timeline_row:contains('Tour Timeline Saw'))" +
+                ":has(.o_ows_iot_timeline_row:contains('Tour Timeline Idle'))",
         },
         {
             content: "Today's two sessions of the saw, the running one to now",
