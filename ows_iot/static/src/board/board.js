@@ -2,7 +2,6 @@
 
 import { Component, onMounted, onWillStart, onWillUnmount, useState } from "@odoo/owl";
 import { deserializeDateTime } from "@web/core/l10n/dates";
-import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
 import { useService } from "@web/core/utils/hooks";
 import { useLiveUpdates } from "../live/live_service";
@@ -125,9 +124,6 @@ export class MachineBoard extends Component {
     }
 
     lastSeen(tile) {
-        if (!tile.last_seen) {
-            return _t("never");
-        }
         return deserializeDateTime(tile.last_seen).toRelative({ base: this.state.now });
     }
 
