@@ -7,6 +7,7 @@ import threading
 import time
 
 from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tools.translate import code_translations
 
 from odoo.addons.bus.models.bus import channel_with_db, json_dump
 
@@ -220,6 +221,22 @@ class TestBoardData(RuntimeCase):
         self.user.lang = "de_DE"
         tiles = {t["name"]: t for t in self.Device.with_user(self.user).get_board_data()["tiles"]}
         self.assertEqual(tiles["Laser"]["state_label"], "Außer Betrieb")
+        # The board's and the timeline's own words reach the web client in German,
+        # those shared with the backend's views included.
+        web = {
+            m["id"]: m["string"]
+            for m in code_translations.get_web_translations("ows_iot", "de_DE")["messages"]
+        }
+        for english, german in [
+            ("Machine Board", "Maschinenübersicht"),
+            ("Wall Screen", "Wandbildschirm"),
+            ("Machine", "Maschine"),
+            ("Running", "Läuft"),
+            ("Timed out", "Zeitüberschreitung"),
+            ("Offline", "Offline"),
+            ("running", "läuft"),
+        ]:
+            self.assertEqual(web.get(english), german, english)
 
 
 @tagged("post_install", "-at_install")

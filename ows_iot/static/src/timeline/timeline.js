@@ -10,6 +10,9 @@ import { formatElapsed } from "../board/board";
 
 const { DateTime } = luxon;
 
+// Per cent of the row's width below which a bar shows no label.
+const MIN_LABEL_WIDTH = 4;
+
 const STATUS_CLASS = {
     running: "o_ows_iot_bar_running",
     completed: "o_ows_iot_bar_completed",
@@ -173,18 +176,22 @@ export class SessionTimeline extends Component {
             }
             const partner = session.partner_id ? session.partner_id[1] : "";
             const duration = formatElapsed(to.diff(from).as("seconds"));
+            const until = session.end_time
+                ? to.toLocaleString(DateTime.TIME_SIMPLE)
+                : _t("running");
+            const width = (Math.max(0, right - left) / span) * 100;
             (byDevice[session.device_id[0]] ||= []).push({
                 id: session.id,
                 left: (left / span) * 100,
-                width: (Math.max(0, right - left) / span) * 100,
+                width,
                 className: STATUS_CLASS[session.status] || "",
-                label: partner || session.display_name,
+                // Narrow bars carry no label (a cut letter reads as noise); the
+                // tooltip has it all.
+                label: width >= MIN_LABEL_WIDTH ? partner || session.display_name : "",
                 title: [
                     session.display_name,
                     partner,
-                    `${from.toLocaleString(DateTime.DATETIME_SHORT)} – ${
-                        session.end_time ? to.toLocaleString(DateTime.TIME_SIMPLE) : _t("running")
-                    }`,
+                    `${from.toLocaleString(DateTime.DATETIME_SHORT)} – ${until}`,
                     duration,
                 ]
                     .filter(Boolean)
