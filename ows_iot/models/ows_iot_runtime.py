@@ -311,8 +311,12 @@ class OwsIotRuntime(models.Model):
             # A leader cut off from the database may still hold events in memory:
             # a new term makes its next commit fail instead of overwriting ours.
             cr.execute(NEW_TERM_SQL)
-        advanced = self._ows_advance_silent(now, leaderless)
-        flushed = self._ows_flush_running(now)
+        touched = {"devices": set(), "sessions": set()}
+        advanced = self._ows_advance_silent(now, leaderless, touched)
+        flushed = self._ows_flush_running(now, touched=touched)
+        # Like the leader's commits: one notification for the live views, sent by
+        # the bus after this cron's transaction commits.
+        self.env["mqtt.device"]._ows_notify_live(touched["devices"], touched["sessions"])
         if leaderless:
             self._ows_warn_leaderless()
         _logger.log(
@@ -339,7 +343,7 @@ class OwsIotRuntime(models.Model):
             )
 
     @api.model
-    def _ows_advance_silent(self, now, leaderless):
+    def _ows_advance_silent(self, now, leaderless, touched=None):
         """Run the engines of silent devices to ``now`` from their snapshots.
 
         Without a leader, of every device; with one, of archived devices only (the
@@ -375,6 +379,9 @@ class OwsIotRuntime(models.Model):
         for device_id, record_id in ids.items():
             ingestor.restore_device(device_id, states[record_id])
         events = ingestor.advance(now)
+        if events and touched is not None:
+            touched["devices"].update(ids[e.device_id] for e in events if e.device_id in ids)
+            touched["sessions"].update(e.session_id for e in events if e.session_id)
         if events:
             results = (
                 self.env["ows.iot.event"]
@@ -396,7 +403,7 @@ class OwsIotRuntime(models.Model):
         return len(configs)
 
     @api.model
-    def _ows_flush_running(self, now, min_age_s=FLUSH_MIN_AGE_S):
+    def _ows_flush_running(self, now, min_age_s=FLUSH_MIN_AGE_S, touched=None):
         """Bring the running sessions' totals up to ``now`` from the engine snapshots."""
         cr = self.env.cr
         self.env.flush_all()
@@ -412,10 +419,12 @@ class OwsIotRuntime(models.Model):
             [min_age_s],
         )
         rows = []
+        flushed_uids = []
         for session_id, uid, state in cr.fetchall():
             totals = running_totals(state, now, uid)
             if totals is None:
                 continue
+            flushed_uids.append((session_id, uid, state))
             rows.append(
                 (
                     session_id,
@@ -462,4 +471,6 @@ class OwsIotRuntime(models.Model):
             _logger.info("ows_iot flush: sessions changed concurrently, retrying next run")
             self.env.invalidate_all()
             return 0
+        if touched is not None:
+            touched["sessions"].update(uid for _id, uid, _state in flushed_uids)
         return len(rows)

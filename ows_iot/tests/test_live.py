@@ -66,6 +66,7 @@ class LeaderCase(RuntimeCase):
 
     def notifications(self):
         """The ows_iot/live notifications sent since the last call, as payloads."""
+        self.env.cr.precommit.run()  # what a commit does first: the bus rows
         channel = json_dump(channel_with_db(self.env.cr.dbname, self.group))
         rows = (
             self.env["bus.bus"]
@@ -162,6 +163,17 @@ class TestLiveNotifications(LeaderCase):
         self.assertFalse(device["online"])
         self.assertEqual(device["power_w"], 0.0)
         self.assertEqual(notification["sessions"][0]["status"], "timeout")
+
+    def test_the_minute_cron_notifies_the_sessions_it_brings_up_to_date(self):
+        session, _state = self.running(self.device)
+        self.age(session)
+        self.notifications()
+        self.Runtime._cron_flush()
+        (notification,) = self.notifications()
+        self.assertIn(session.id, [s["id"] for s in notification["sessions"]])
+        # Nothing older than a minute to flush: no notification.
+        self.Runtime._cron_flush()
+        self.assertEqual(self.notifications(), [])
 
     def test_only_iot_users_receive_it(self):
         """The notification goes to the IoT users' group channel, which the bus
