@@ -1,17 +1,35 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The ingestion threads of one Odoo process.
 
-:class:`Supervisor` (one per process) looks for the databases that have
-``ows_iot`` installed and runs a :class:`DatabaseRuntime` for each: a candidate
-thread competing for the database's advisory lock. The winner runs
-:class:`LeaderTerm` after term: restore the engines from the devices'
+:class:`Supervisor` (one per process) is the process's *watcher*: one thread and
+one PostgreSQL connection (to ``postgres``), whatever the number of databases.
+Every ``WATCH_S`` (0.5 s) it reads ``pg_locks`` and ``pg_stat_activity`` of the
+whole cluster (:mod:`..services.watch`): which databases have a leader, which
+processes lead them, which other watchers compete. Every ``LIST_S`` (5 s) it
+lists the databases this server serves (``db_filter``, ``--database``, as Odoo
+decides; ``%h``/``%d`` are filled with ``ows_iot_hosts`` or stand for any host)
+and looks into new ones once, on a connection it closes, for ``ows_iot``
+(those without it again every ``RECHECK_S``). No connection to a database is
+held while another process leads it.
+
+When a served database has no leader, the watchers that serve the same
+databases agree without talking on who takes it: the least loaded, ties broken
+by a hash, none beyond ``ceil(D/P)`` of D databases among P processes; one that
+leads more than that plus one (another node started) hands one back cleanly,
+one at a time. A database nobody took within ``GRACE_S`` is taken by anyone
+who serves it. Taking is a :class:`DatabaseRuntime`: a thread that tries the
+lock once on a fresh connection (ows_iot still installed?) and, if it wins,
+runs :class:`LeaderTerm` after term: restore the engines from the devices'
 ``engine_state``, connect to the broker, and feed every message through the
 checkpointing :class:`~..services.runner.Runner`, whose commits go through the
 registry's own cursors (never a request's), the single ingestion method
 ``ows.iot.event.ingest_events`` and the engine snapshots, in one transaction.
 A term ends when the broker settings change (a new term reconnects), when
 another process leads (step down at once, MQTT client first), or when the
-process stops (flush, ack, disconnect, unlock).
+process stops (flush, ack, disconnect, unlock). The thread ends with the
+leadership: a process runs one thread (and one MQTT network thread) per
+database it leads, none for the others; in prefork workers with small stacks
+(``thread_stack``).
 
 Fencing is by term number (``ows_iot_leader_term``): each term increments it in
 the transaction that reads the snapshots, and every commit first re-asserts it,
@@ -19,19 +37,20 @@ so a leader that lost the lock can never commit behind its successor.
 
 When PostgreSQL goes away the leader keeps its broker connection and keeps
 processing into the runner's bounded buffer with true receive times (nothing is
-acknowledged). It tries to take its lock back every second; once it holds it
+acknowledged). It tries to take its lock back every step; once it holds it
 again its term tells whether anyone led meanwhile: if not, it commits the buffer
 at once; if so, the commit fails, it steps down and the broker redelivers.
-A scan that cannot reach a database keeps that database's candidate.
+The watchers, back on PostgreSQL, take nothing for ``RECLAIM_S``, so the
+leaders get their locks back first; a database that cannot be looked into
+keeps what was known of it.
 """
 
 import logging
 import os
-import re
 import socket
 import threading
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 
 import psycopg2
 from psycopg2 import errors as pg_errors
@@ -44,16 +63,38 @@ from odoo.tools import config
 
 from ..services.config import ConfigError
 from ..services.ingestor import Ingestor
-from ..services.leader import FENCE_SQL, NEW_TERM_SQL, Candidate, LeaderLock, lock_key
+from ..services.leader import FENCE_SQL, NEW_TERM_SQL, LeaderLock, lock_key
 from ..services.mqtt_client import MqttClient, MqttSettings, SettingsError
 from ..services.runner import FLUSH_INTERVAL_S, BufferOverflow, LeadershipLost, Runner
+from ..services.watch import (
+    INSTALLED_SQL,
+    Watcher,
+    check_installed,
+    leader_name,
+    plan,
+    process_ident,
+    served_databases,
+)
 
 _logger = logging.getLogger(__name__)
 
-SCAN_S = 30.0
+# The watcher reads the cluster's locks this often: it bounds the failover time.
+WATCH_S = 0.5
+# The served databases are listed this often; new ones are looked into once.
+LIST_S = 5.0
+# A served database without ows_iot is looked into again after this long.
+RECHECK_S = 300.0
 FIRST_SCAN_DELAY_S = 1.0
-# Candidates retry this often (with jitter): it bounds the failover time.
-CANDIDATE_RETRY_S = 2.0
+# A free database nobody else took within this long is taken by any watcher.
+GRACE_S = 3.0
+# After its leader ended (an error, a lost lock), a database is left to the
+# others for this long; one handed back for longer, and one at a time.
+HOLD_OFF_S = 2.0
+HAND_BACK_S = 5.0
+HAND_BACK_HOLD_S = 60.0
+# After the watcher lost PostgreSQL, leaders take their locks back first.
+RECLAIM_S = 2.0
+THREAD_STACK_KB = 1024
 STEP_S = 0.25
 LOCK_CHECK_S = 1.0
 DEVICE_POLL_S = 2.0
@@ -79,18 +120,29 @@ def transient(exc):
 
 
 class Supervisor:
-    """Keeps one candidate per database with ows_iot installed in this process."""
+    """The watcher of one process and the leaders it runs (see the module's opening)."""
 
     def __init__(self):
         self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.ident = process_ident(self.host, self.pid)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._runtimes = {}
+        self._installed = {}  # database -> (installed, monotonic time of the check)
+        self._served = []
+        self._free_since = {}
+        self._hold_off = {}  # database -> monotonic time until which not to take it
+        self._next_list = 0.0
+        self._next_hand_back = 0.0
+        self._reclaim_until = 0.0
         self._warned_client_ids = set()
-        self._thread = threading.Thread(target=self._run, name="ows_iot.supervisor", daemon=True)
+        self.watcher = Watcher(_connection_info("postgres"), self.ident)
+        self._thread = threading.Thread(target=self._run, name="ows_iot.watcher", daemon=True)
 
     def start(self):
-        self._thread.start()
+        with thread_stack():
+            self._thread.start()
 
     def stop(self, timeout):
         deadline = time.monotonic() + timeout
@@ -99,73 +151,193 @@ class Supervisor:
             runtimes = list(self._runtimes.values())
             self._runtimes = {}
         for runtime in runtimes:
-            runtime.candidate.stop_event.set()  # all leaders flush in parallel
+            runtime.stop_event.set()  # all leaders flush in parallel
         for runtime in runtimes:
             if not runtime.stop(max(0.1, deadline - time.monotonic())):
                 _logger.warning("ows_iot: %s did not stop in time", runtime.dbname)
         self._thread.join(max(0.1, deadline - time.monotonic()))
+        self.watcher.close()
 
     @property
     def runtimes(self):
         return dict(self._runtimes)
+
+    @property
+    def leading(self):
+        """The databases this process leads right now."""
+        return sorted(db for db, runtime in self._runtimes.items() if runtime.leading.is_set())
 
     def _run(self):
         if self._stop.wait(FIRST_SCAN_DELAY_S):
             return
         while not self._stop.is_set():
             try:
-                self._scan()
+                self._tick()
+            except psycopg2.Error as exc:
+                # Leaders take their own locks back first after an outage.
+                if self.watcher.connected or not self._reclaim_until:
+                    _logger.warning("ows_iot watcher lost PostgreSQL: %s", _one_line(exc))
+                self.watcher.close()
+                self._reclaim_until = time.monotonic() + RECLAIM_S
             except Exception:
-                _logger.exception("ows_iot: looking for databases failed")
-            self._stop.wait(SCAN_S)
+                _logger.exception("ows_iot: watching the leader locks failed")
+            self._stop.wait(WATCH_S)
+        self.watcher.close()
 
-    def _scan(self):
-        wanted = set(self._databases())
-        warn_shared_client_ids(
-            {dbname: _configured_client_id(dbname) for dbname in wanted}, self._warned_client_ids
-        )
+    def _tick(self):
+        now = time.monotonic()
+        if now >= self._next_list:
+            self._served = self._databases(now)
+            self.watcher.set_databases(self._served)
+            self._next_list = now + LIST_S
+            self._warn_client_ids()
+        snapshot = self.watcher.snapshot()
         with self._lock:
             if self._stop.is_set():
                 return
-            gone = [self._runtimes.pop(db) for db in set(self._runtimes) - wanted]
-            for dbname in sorted(wanted - set(self._runtimes)):
+            for dbname, runtime in list(self._runtimes.items()):
+                if not runtime.thread.is_alive():
+                    del self._runtimes[dbname]
+                    if runtime.not_installed:
+                        self._installed[dbname] = (False, now)
+                    elif runtime.led:
+                        # After an error or a lost lock, the others have the first chance.
+                        self._hold_off[dbname] = max(
+                            self._hold_off.get(dbname, 0.0), now + HOLD_OFF_S
+                        )
+            for dbname in [db for db, until in self._hold_off.items() if until <= now]:
+                del self._hold_off[dbname]
+            free = [db for db in self._served if db not in snapshot.held]
+            self._free_since = {db: self._free_since.get(db, now) for db in free}
+            if now < self._reclaim_until:
+                return
+            decision = plan(
+                self.ident,
+                self.watcher.tag,
+                self._served,
+                snapshot,
+                self._runtimes,
+                free_for={db: now - since for db, since in self._free_since.items()},
+                grace_s=GRACE_S,
+                hold_off=self._hold_off,
+            )
+            for dbname in decision.take:
                 runtime = DatabaseRuntime(dbname)
                 self._runtimes[dbname] = runtime
                 runtime.start()
-        for runtime in gone:
-            runtime.stop(10.0)
+            if decision.hand_back and now >= self._next_hand_back:
+                runtime = self._runtimes.get(decision.hand_back)
+                if runtime is not None and runtime.leading.is_set():
+                    _logger.info(
+                        "ows_iot: this process leads %d databases, more than its share "
+                        "of %d among %d processes: handing %s back",
+                        len(self._runtimes), decision.share, decision.watchers, runtime.dbname,
+                    )  # fmt: skip
+                    runtime.stop_event.set()
+                    self._hold_off[runtime.dbname] = now + HAND_BACK_HOLD_S
+                    self._next_hand_back = now + HAND_BACK_S
+        # Databases no longer served (filtered out, dropped, ows_iot uninstalled).
+        for dbname, runtime in list(self._runtimes.items()):
+            if dbname not in self._served and runtime.thread.is_alive():
+                runtime.stop_event.set()
 
-    def _databases(self):
-        if config["db_name"]:
-            names = [name.strip() for name in config["db_name"].split(",") if name.strip()]
-        else:
-            names = odoo.service.db.list_dbs(True)
+    def _databases(self, now):
+        """The served databases with ows_iot installed; only new ones (and, rarely,
+        those without ows_iot) are looked into."""
         dbfilter = config["dbfilter"]
-        if dbfilter and "%" not in dbfilter:
-            names = [name for name in names if re.match(dbfilter, name)]
+        if not dbfilter and config["db_name"]:
+            names = self.watcher.list_databases(owned_only=False)
+        else:
+            templates = list({"postgres", config["db_template"]})
+            names = self.watcher.list_databases(exclude=templates)
+        served = served_databases(
+            names, dbfilter=dbfilter, db_name=config["db_name"], hosts=configured_hosts()
+        )
+        for dbname in list(self._installed):
+            if dbname not in served:
+                del self._installed[dbname]
         wanted = []
-        for name in names:
-            installed = _has_ows_iot(name)
-            # Unreachable (an outage): keep its candidate, which holds the buffer.
-            if installed or (installed is None and name in self._runtimes):
-                wanted.append(name)
+        for dbname in served:
+            known = self._installed.get(dbname)
+            if known is None or (not known[0] and now - known[1] >= RECHECK_S):
+                installed = check_installed(_connection_info(dbname))
+                if installed is None:
+                    # Out of reach (an outage): as it was, a leader keeps its buffer.
+                    installed = known[0] if known else False
+                    checked = known[1] if known else now - RECHECK_S + LIST_S
+                else:
+                    checked = now
+                self._installed[dbname] = (installed, checked)
+            if self._installed[dbname][0]:
+                wanted.append(dbname)
         return wanted
 
-
-def _has_ows_iot(dbname):
-    """Whether ows_iot is installed in the database; None when it cannot be told."""
-    try:
-        with closing(odoo.sql_db.db_connect(dbname).cursor()) as cr:
-            cr.execute("SELECT to_regclass('ir_module_module') IS NOT NULL")
-            if not cr.fetchone()[0]:
-                return False
-            cr.execute(
-                "SELECT 1 FROM ir_module_module WHERE name = 'ows_iot' "
-                "AND state IN ('installed', 'to upgrade')"
+    def _warn_client_ids(self):
+        leading = self.leading
+        if len(leading) > 1:
+            warn_shared_client_ids(
+                {dbname: _configured_client_id(dbname) for dbname in leading},
+                self._warned_client_ids,
             )
-            return cr.fetchone() is not None
-    except psycopg2.Error:
+
+
+def configured_hosts():
+    """The hosts to fill ``%h``/``%d`` of ``db_filter`` with: ``OWS_IOT_HOSTS`` or
+    ``ows_iot_hosts`` (comma-separated); None: any host."""
+    value = os.environ.get("OWS_IOT_HOSTS") or config.get("ows_iot_hosts")
+    if not value:
         return None
+    return [host.strip() for host in str(value).split(",") if host.strip()] or None
+
+
+def _connection_info(dbname):
+    _name, info = odoo.sql_db.connection_info_for(dbname)
+    info = dict(info)
+    info.pop("application_name", None)
+    return info
+
+
+def _one_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+@contextmanager
+def thread_stack():
+    """Threads started inside get a small stack (``THREAD_STACK_KB``) in prefork
+    workers; elsewhere, and when ``OWS_IOT_THREAD_STACK_KB`` is 0, the default.
+
+    ``threading.stack_size`` is process-wide: it is set and reset under a lock
+    around the start of the runtime's own threads, and only where no other
+    thread starts threads meanwhile (a prefork worker serves requests in its
+    main thread; the threaded server starts one per request).
+    """
+    size = thread_stack_kb() * 1024 if _in_prefork_worker() else 0
+    if not size:
+        yield
+        return
+    with _stack_lock:
+        previous = threading.stack_size(size)
+        try:
+            yield
+        finally:
+            threading.stack_size(previous)
+
+
+_stack_lock = threading.Lock()
+
+
+def thread_stack_kb():
+    value = os.environ.get("OWS_IOT_THREAD_STACK_KB") or config.get("ows_iot_thread_stack_kb")
+    try:
+        kb = int(value) if value not in (None, "") else THREAD_STACK_KB
+    except ValueError:
+        kb = THREAD_STACK_KB
+    return 0 if kb <= 0 else max(kb, 256)
+
+
+def _in_prefork_worker():
+    return bool(config["workers"]) and not odoo.evented
 
 
 def _configured_client_id(dbname):
@@ -214,31 +386,63 @@ def warn_shared_client_ids(client_ids, warned):
 
 
 class DatabaseRuntime:
-    """The candidate of one database in this process, and its terms as leader."""
+    """One attempt at the lock of one database in this process, and its terms as leader.
+
+    Its thread tries the lock once on a fresh connection (which must also find
+    ows_iot installed); on success it leads until it stops or loses the lock, and
+    ends either way: the watcher decides when to try again.
+    """
 
     def __init__(self, dbname):
         self.dbname = dbname
         self.key = lock_key(dbname)
         self.host = socket.gethostname()
-        _name, info = odoo.sql_db.connection_info_for(dbname)
-        info = dict(info)
-        info.pop("application_name", None)
-        # The name shows in pg_stat_activity: the status panel tells who leads.
+        # The name shows in pg_stat_activity: the watchers and the status panel
+        # tell from it who leads.
         self.lock = LeaderLock(
-            info, self.key, application_name=f"ows_iot leader {self.host} pid {os.getpid()}"
+            _connection_info(dbname),
+            self.key,
+            application_name=leader_name(process_ident(self.host, os.getpid())),
         )
-        self.candidate = Candidate(
-            f"ows_iot.candidate.{dbname}", self.lock, self._lead, retry_s=CANDIDATE_RETRY_S
-        )
+        self.stop_event = threading.Event()
+        self.leading = threading.Event()
+        self.led = False
+        self.not_installed = False
         self.term = None
         self.warned = set()
         self._last_error_log = {}
+        self.thread = threading.Thread(
+            target=self._run, name=f"ows_iot.leader.{dbname}", daemon=True
+        )
 
     def start(self):
-        self.candidate.start()
+        with thread_stack():
+            self.thread.start()
 
     def stop(self, timeout):
-        return self.candidate.stop(timeout)
+        """Ask the leader to stop; True when its thread ended within ``timeout``."""
+        self.stop_event.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def _run(self):
+        try:
+            got = self.lock.try_once(INSTALLED_SQL)
+            if got is None and self.lock.last_error is None:
+                self.not_installed = True
+            if not got or self.stop_event.is_set():
+                return
+            self.led = True
+            self.leading.set()
+            try:
+                self._lead(self.lock, self.stop_event)
+            except Exception:  # never let the thread die with the lock held
+                _logger.exception("ows_iot leader of %s stopped on an error", self.dbname)
+            finally:
+                self.leading.clear()
+        finally:
+            self.lock.release()
 
     def log_error(self, key, message, *args):
         """Log an error at most once a minute per kind."""
@@ -367,7 +571,8 @@ class LeaderTerm:
         if self.client is not None:
             filters = ingestor.topic_filters()
             self.client.set_filters(filters, stale=set(recorded) - filters)
-            self.client.start()
+            with thread_stack():
+                self.client.start()
             _logger.info(
                 "ows_iot leader of %s: %d devices, %d running sessions restored, broker %s as %s",
                 self.dbname,

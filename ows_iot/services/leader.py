@@ -11,6 +11,11 @@ application's own cursors and are fenced by a term number (``TERM_TABLE_SQL``
 below), so a leader that lost its lock cannot commit behind a new one. The lock
 says who may lead; the term says whose commits count.
 
+How a process finds what to lead without a connection per database is
+:mod:`.watch`: one watcher connection per process reads ``pg_locks`` for the
+whole cluster, and a database connection is opened only to try a free lock
+(:meth:`LeaderLock.try_once`) and to lead.
+
 Pure Python over psycopg2; nothing here imports Odoo.
 """
 
@@ -154,6 +159,39 @@ class LeaderLock:
             self.backend_pid = pid
             return True
         # Keep the connection for the next attempt: connecting is the costly part.
+        return False
+
+    def try_once(self, guard_sql: str | None = None) -> bool | None:
+        """One attempt on a fresh connection that is kept only if the lock is won.
+
+        ``guard_sql`` (optional) runs first and must return a true first column,
+        else no lock is tried (e.g. "ows_iot is installed"). True: the lock is held;
+        False: another session holds it; None: the guard said no or the server
+        could not be reached (``last_error``). Nothing stays open unless True.
+        """
+        if self.held:
+            return self.check()
+        try:
+            conn = self._conn = self._connect(**self._kwargs)
+            conn.autocommit = True
+            with conn.cursor() as cr:
+                if guard_sql is not None:
+                    cr.execute(guard_sql)
+                    row = cr.fetchone()
+                    if not (row and row[0]):
+                        self.release()
+                        self.last_error = None
+                        return None
+                cr.execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()", (self.key,))
+                got, pid = cr.fetchone()
+        except psycopg2.Error as exc:
+            self._lost(exc)
+            return None
+        self.last_error = None
+        if got:
+            self.backend_pid = pid
+            return True
+        self.release()
         return False
 
     def check(self) -> bool:
