@@ -18,7 +18,7 @@ that sees the same snapshot decides the same:
   ``odoo.service.db.list_dbs`` decide them);
 - :func:`plan` — which free databases to take and whether to hand one back.
   With D databases and P watchers serving the same databases (the same
-  ``set`` tag), each takes at most ``share(D, P) = ceil(D / P)``: a free
+  ``set`` tag, or still starting), each takes at most ``share(D, P) = ceil(D / P)``: a free
   database goes to the least loaded watcher (ties broken by a hash of the
   database and the watcher, so watchers do not collide); a watcher leading more
   than ``share + 1`` (after others started) hands one back. A database nobody
@@ -43,6 +43,9 @@ from .leader import CONNECT_OPTIONS, lock_key, lock_parts
 
 WATCHER_PREFIX = "ows_iot watcher "
 LEADER_PREFIX = "ows_iot leader "
+# The tag of a watcher that has not listed its databases yet: counted as a peer
+# of every set, so that processes starting together share from the first round.
+STARTING_TAG = "-"
 # application_name holds NAMEDATALEN - 1 = 63 bytes: the host is cut to fit.
 HOST_CHARS = 24
 
@@ -216,7 +219,9 @@ def plan(
     leading = set(leading)
     hold_off = set(hold_off)
     free_for = free_for or {}
-    peers = {ident for ident, other in snapshot.watchers.items() if other == tag} | {me}
+    peers = {
+        ident for ident, other in snapshot.watchers.items() if other in (tag, STARTING_TAG)
+    } | {me}
     limit = share(len(databases), len(peers))
     loads = dict.fromkeys(peers, 0)
     for holder in snapshot.held.values():
@@ -256,7 +261,7 @@ class Watcher:
         connect: Callable[..., object] = psycopg2.connect,
     ):
         self.ident = ident
-        self.tag = set_tag(())
+        self.tag = STARTING_TAG
         self._kwargs = {**connect_kwargs, **CONNECT_OPTIONS}
         self._connect = connect
         self._conn = None

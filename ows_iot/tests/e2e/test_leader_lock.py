@@ -197,3 +197,50 @@ def test_after_an_outage_the_leader_takes_its_lock_back_first(key):
         candidate.release()
     finally:
         cluster.destroy()
+
+
+def test_a_failed_attempt_keeps_no_connection(admin, key):
+    holder = LeaderLock(DB, key, application_name="ows test holder")
+    other = LeaderLock(DB, key, application_name="ows test other")
+    try:
+        assert holder.try_once() is True
+        assert other.try_once() is False
+        assert not other.held and other._conn is None
+        with admin.cursor() as cr:
+            cr.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                       ("ows test other",))  # fmt: skip
+            assert cr.fetchone()[0] == 0
+        # A guard that says no: no lock is tried, nothing stays open.
+        holder.release()
+        assert other.try_once("SELECT false") is None and other.last_error is None
+        assert other._conn is None
+        assert other.try_once("SELECT true") is True
+    finally:
+        holder.release()
+        other.release()
+
+
+def test_the_watcher_sees_the_locks_of_every_database_from_one_connection(admin):
+    from ows_iot.services.watch import Watcher, leader_name, set_tag
+
+    # The leader key of the database "postgres", held there by a fake leader.
+    lock = LeaderLock(DB, lock_key("postgres"), application_name=leader_name("test pid 4242"))
+    watcher = Watcher(DB, "test pid 1")
+    peer = Watcher(DB, "test pid 2")
+    try:
+        assert "postgres" not in watcher.snapshot().held
+        assert lock.try_once() is True
+        snapshot = watcher.snapshot()
+        assert snapshot.held["postgres"] == "test pid 4242"
+        peer.set_databases(["a", "b"])
+        peer.snapshot()
+        watcher.set_databases(["b", "a"])
+        watchers = watcher.snapshot().watchers
+        assert watchers["test pid 1"] == watchers["test pid 2"] == set_tag(["a", "b"])
+        assert "postgres" in watcher.list_databases(owned_only=False)
+        lock.release()
+        assert "postgres" not in watcher.snapshot().held
+    finally:
+        lock.release()
+        watcher.close()
+        peer.close()

@@ -141,6 +141,13 @@ def test_watchers_of_other_database_sets_are_no_peers():
     assert decision.take == dbs
 
 
+def test_watchers_still_starting_count_as_peers():
+    dbs = ["a1", "a2", "a3", "a4"]
+    watchers = {"me pid 1": "mine", "x pid 2": "-", "x pid 3": "-", "x pid 4": "other"}
+    decision = plan("me pid 1", "mine", dbs, Snapshot({}, watchers), ())
+    assert decision.share == 2 and len(decision.take) <= 2
+
+
 def test_a_database_left_free_is_taken_by_anyone_after_the_grace():
     watchers = {"a pid 1": "t", "b pid 2": "t"}
     snapshot = Snapshot({}, watchers)
