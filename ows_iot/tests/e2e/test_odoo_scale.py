@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ows_iot.services.watch import LOCKS_SQL, WATCHERS_SQL, WATCHER_PREFIX, parse_snapshot
+from ows_iot.services.watch import LOCKS_SQL, WATCHER_PREFIX, WATCHERS_SQL, parse_snapshot
 
 from .harness import OdooServer, copy_database, drop_database, query, unique_name, wait_until
 from .scenario import configure_broker
@@ -124,9 +124,7 @@ def test_connections_follow_the_databases_led_and_a_killed_worker_is_replaced(
         )
         takeover_s = time.monotonic() - killed_at
         # Each new leader begins a term of its own: the dead one's commits are fenced.
-        wait_until(
-            lambda: all(terms(lost)[db] > before[db] for db in lost), 30, "the new terms"
-        )
+        wait_until(lambda: all(terms(lost)[db] > before[db] for db in lost), 30, "the new terms")
         after = terms(dbs)
         assert all(after[db] == before[db] for db in dbs if db not in lost)
         print(f"takeover of {len(lost)} databases after SIGKILL: {takeover_s:.2f} s")
