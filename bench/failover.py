@@ -4,19 +4,24 @@ Two Odoo servers (threaded, ``--load=base,web,ows_iot``) share one database and 
 private Mosquitto; a device publishes five frames a second. Each round kills the
 leading server with SIGKILL (no cleanup of any kind), measures the time until the
 committed engine snapshot moves again (polled every 20 ms), then starts the killed
-server again as the next standby. Prints every round and the median; goal <= 10 s.
+server again as the next standby. The same rounds run first with the runtime of
+``--baseline`` (default ``main``: candidates retrying every 2 s), then with this
+tree's (the watcher); prints every round, both medians and their ratio; goal
+<= 1 s.
 
-    python bench/failover.py [--rounds 5] [--template DB]
+    python bench/failover.py [--rounds 5] [--template DB] [--baseline REF | --no-baseline]
 
-Needs Odoo 18 (importable), PostgreSQL (OWS_IOT_DB_HOST/PORT/USER/PASSWORD) and
-mosquitto.
+Needs Odoo 18 (importable), PostgreSQL (OWS_IOT_DB_HOST/PORT/USER/PASSWORD),
+mosquitto and git (for the baseline).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +36,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from ows_iot.tests.e2e.harness import (  # noqa: E402
     Mosquitto,
     OdooServer,
+    addons_path,
     copy_database,
     drop_database,
     install_template,
@@ -84,42 +90,40 @@ def committed_ms(dbname: str) -> int:
     return (rows[0][0] or 0) if rows else 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--template", help="an installed ows_iot database to copy")
-    args = parser.parse_args()
-    reason = odoo_missing() or pg_available()
-    if reason:
-        print(f"failover: {reason}", file=sys.stderr)
-        return 2
-    work = Path(tempfile.mkdtemp(prefix="ows-bench-failover-"))
-    dbname = unique_name("ows_bench_failover")
-    broker = Mosquitto(work / "broker").start()
+def baseline_addons(ref: str, folder: Path) -> str:
+    """An addons path with ``ows_iot`` as of ``ref`` instead of this tree's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "ows_iot"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return addons_path().replace(str(REPO), str(folder))
+
+
+def run_rounds(label, dbname, broker, work, rounds, addons):
+    """Median-able failover times of ``rounds`` kills with the runtime on ``addons``."""
+    os.environ["OWS_IOT_ADDONS_PATH"] = addons
     servers = {}
     publisher = None
     times = []
+
+    def start(name):
+        server = OdooServer(
+            dbname, work / f"{label}-{name}", name=name, args=("--load=base,web,ows_iot",)
+        )
+        servers[name] = server.start()
+        return server
+
     try:
-        if args.template:
-            copy_database(args.template, dbname)
-        else:
-            print("installing ows_iot into a fresh database ...", file=sys.stderr)
-            install_template(dbname, work / "data", work / "install.log")
-        configure_broker(dbname, broker, client_id="ows-bench-failover")
-
-        def start(name):
-            server = OdooServer(dbname, work / name, name=name, args=("--load=base,web,ows_iot",))
-            servers[name] = server.start()
-            return server
-
         first = start("a")
         wait_for_leader(dbname)
-        first.rpc("mqtt.device", "create", [device_values(DEVICE)])
+        if not query(dbname, "SELECT 1 FROM mqtt_device WHERE device_id = %s", [DEVICE]):
+            first.rpc("mqtt.device", "create", [device_values(DEVICE)])
         wait_for_leader(dbname, devices=1, timeout=30)
         start("b")
         publisher = Publisher(broker)
         publisher.start()
-        for round_ in range(1, args.rounds + 1):
+        for round_ in range(1, rounds + 1):
             # The standby is up and competing before each kill.
             time.sleep(3)
             pid = leader_pid(dbname)
@@ -134,13 +138,12 @@ def main() -> int:
                     break
                 time.sleep(POLL_S)
             else:
-                print(f"round {round_}: no commit by the standby within 60 s", file=sys.stderr)
-                return 1
+                print(f"{label} round {round_}: no commit by the standby within 60 s")
+                return None
             elapsed = time.time() - killed_at
             times.append(elapsed)
-            print(
-                f"round {round_}: killed {leader_name}, first commit by the other {elapsed:.2f} s"
-            )
+            print(f"{label} round {round_}: killed {leader_name}, first commit by the other "
+                  f"{elapsed:.2f} s")  # fmt: skip
             start(leader_name)
             time.sleep(2)
     finally:
@@ -149,12 +152,58 @@ def main() -> int:
             publisher.join(5)
         for server in servers.values():
             server.kill()
+        os.environ.pop("OWS_IOT_ADDONS_PATH", None)
+    return times
+
+
+def summary(label, times):
+    return (
+        f"{label}: median {statistics.median(times):.2f} s, min {min(times):.2f} s, "
+        f"max {max(times):.2f} s over {len(times)} rounds"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--template", help="an installed ows_iot database to copy")
+    parser.add_argument("--baseline", default="main", help="git ref of the runtime to compare")
+    parser.add_argument("--no-baseline", action="store_true", help="this tree only")
+    args = parser.parse_args()
+    reason = odoo_missing() or pg_available()
+    if reason:
+        print(f"failover: {reason}", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="ows-bench-failover-"))
+    dbname = unique_name("ows_bench_failover")
+    broker = Mosquitto(work / "broker").start()
+    results = {}
+    try:
+        if args.template:
+            copy_database(args.template, dbname)
+        else:
+            print("installing ows_iot into a fresh database ...", file=sys.stderr)
+            install_template(dbname, work / "data", work / "install.log")
+        configure_broker(dbname, broker, client_id="ows-bench-failover")
+        phases = [] if args.no_baseline else [
+            (f"before ({args.baseline})", baseline_addons(args.baseline, work / "baseline"))
+        ]  # fmt: skip
+        phases.append(("after (this tree)", addons_path()))
+        for label, addons in phases:
+            times = run_rounds(label, dbname, broker, work, args.rounds, addons)
+            if not times:
+                return 1
+            results[label] = times
+    finally:
         broker.stop()
         drop_database(dbname)
-    print(
-        f"failover (goal <= 10 s): median {statistics.median(times):.2f} s, "
-        f"min {min(times):.2f} s, max {max(times):.2f} s over {len(times)} rounds"
-    )
+    for label, times in results.items():
+        print(summary(label, times))
+    medians = [statistics.median(times) for times in results.values()]
+    after = medians[-1]
+    if len(medians) == 2:
+        print(f"failover after/before: {after / medians[0]:.2f} (goal: after <= 1 s)")
+    print(f"failover median vs the goal of 1 s: {after / 1.0:.2f}")
     return 0
 
 

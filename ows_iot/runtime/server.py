@@ -19,9 +19,19 @@ recycled or server stopping), and at interpreter exit as a last resort.
 ``OWS_IOT_RUNTIME`` (environment) or ``ows_iot_runtime`` (``[options]`` of the
 Odoo configuration file) turn it off (``0``/``false``) or on even in test runs
 (``force``).
+
+Memory: ``limit_memory_soft`` counts a worker's virtual size, and glibc gives
+every thread that allocates its own malloc arena (64 MiB of address space each,
+up to eight per core). In a prefork HTTP worker, before its first thread starts,
+the runtime limits the arenas to ``ows_iot_malloc_arena_max`` (default 2; 0
+leaves glibc's default) with ``mallopt``, unless ``MALLOC_ARENA_MAX`` is set in
+the environment, which glibc then applies itself; the runtime's threads get
+small stacks (see ``supervisor.thread_stack``).
 """
 
 import atexit
+import ctypes
+import ctypes.util
 import logging
 import os
 import threading
@@ -34,6 +44,8 @@ from .supervisor import Supervisor
 
 _logger = logging.getLogger(__name__)
 
+ARENA_MAX = 2
+M_ARENA_MAX = -8  # glibc's mallopt parameter
 ENV_SWITCH = "OWS_IOT_RUNTIME"
 CONFIG_SWITCH = "ows_iot_runtime"
 STOP_TIMEOUT_S = 10.0
@@ -105,8 +117,31 @@ def _threaded_stop(self, *args, **kwargs):
     return _orig["threaded_stop"](self, *args, **kwargs)
 
 
+def limit_malloc_arenas():
+    """Limit glibc's malloc arenas in this process (see the module's opening);
+    the limit set, or None when left alone (set by the environment, turned off,
+    not glibc)."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return None
+    value = config.get("ows_iot_malloc_arena_max")
+    try:
+        arenas = int(value) if value not in (None, "") else ARENA_MAX
+    except ValueError:
+        arenas = ARENA_MAX
+    if arenas <= 0:
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return None
+    return arenas if mallopt(M_ARENA_MAX, arenas) == 1 else None
+
+
 def _worker_http_start(self, *args, **kwargs):
     result = _orig["worker_http_start"](self, *args, **kwargs)
+    if runtime_wanted():
+        limit_malloc_arenas()
     start_runtime(f"HTTP worker {os.getpid()}")
     return result
 
