@@ -58,7 +58,22 @@ from ows_iot.tests.e2e.scenario import configure_broker, device_values  # noqa: 
 sys.path.insert(0, str(REPO / "bench"))
 from failover import baseline_addons  # noqa: E402
 
+import ows_iot.tests.e2e.harness as harness  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+_odoo_command = harness.odoo_command
+
+
+def _without_default_database(dbname, data_dir, *args, **kwargs):
+    """No ``-d``: the server serves what ``--db-filter`` matches, and preloads nothing
+    (the baseline runtime would serve the ``-d`` database alone)."""
+    command = _odoo_command(dbname, data_dir, *args, **kwargs)
+    index = command.index("-d")
+    del command[index : index + 2]
+    return command
+
+
+harness.odoo_command = _without_default_database
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 

@@ -186,12 +186,14 @@ class Supervisor:
 
     def _tick(self):
         now = time.monotonic()
+        refresh = bool(self._free_since)
         if now >= self._next_list:
             self._served = self._databases(now)
             self.watcher.set_databases(self._served)
             self._next_list = now + LIST_S
             self._warn_client_ids()
-        snapshot = self.watcher.snapshot()
+            refresh = True
+        snapshot = self.watcher.snapshot(refresh=refresh)
         with self._lock:
             if self._stop.is_set():
                 return

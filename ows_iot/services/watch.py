@@ -64,7 +64,18 @@ LOCKS_SQL = """
       LEFT JOIN pg_stat_activity a ON a.pid = l.pid
      WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
 """
+# What the watcher asks twice a second: the locks alone. pg_stat_activity (the
+# holders' and the watchers' names) only when the holders changed, a database is
+# free, or every few seconds.
+LOCK_PIDS_SQL = """
+    SELECT d.datname, l.classid::bigint, l.objid::bigint, l.pid
+      FROM pg_locks l
+      JOIN pg_database d ON d.oid = l.database
+     WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+"""
+NAMES_SQL = "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE %s"
 WATCHERS_SQL = "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE %s"
+OWS_IOT_LIKE = r"ows\_iot %"
 INSTALLED_SQL = """
     SELECT CASE WHEN to_regclass('ir_module_module') IS NULL THEN false
                 ELSE EXISTS (SELECT 1 FROM ir_module_module WHERE name = 'ows_iot'
@@ -265,6 +276,9 @@ class Watcher:
         self._kwargs = {**connect_kwargs, **CONNECT_OPTIONS}
         self._connect = connect
         self._conn = None
+        self._names = None  # backend pid -> application_name, of ows_iot's sessions
+        self._pids = set()
+        self.name_queries = 0
 
     @property
     def connected(self) -> bool:
@@ -297,15 +311,24 @@ class Watcher:
                 cr.execute(ALL_DATABASES_SQL)
             return [name for (name,) in cr.fetchall()]
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, refresh: bool = False) -> Snapshot:
+        """The cluster's leader locks and watchers; the names of the sessions are read
+        again when ``refresh``, or when the lock holders are not those of last time."""
         with self._cursor() as cr:
-            cr.execute(LOCKS_SQL)
+            cr.execute(LOCK_PIDS_SQL)
             locks = cr.fetchall()
-            cr.execute(WATCHERS_SQL, (WATCHER_PREFIX.replace("_", r"\_") + "%",))
-            watchers = cr.fetchall()
-        return parse_snapshot(locks, watchers)
+            pids = {pid for *_rest, pid in locks}
+            if refresh or self._names is None or pids != self._pids:
+                cr.execute(NAMES_SQL, (OWS_IOT_LIKE,))
+                self._names = dict(cr.fetchall())
+                self.name_queries += 1
+            self._pids = pids
+        names = self._names
+        lock_rows = [(db, classid, objid, names.get(pid)) for db, classid, objid, pid in locks]
+        return parse_snapshot(lock_rows, [(name,) for name in names.values()])
 
     def close(self) -> None:
+        self._names, self._pids = None, set()
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(psycopg2.Error):

@@ -8,9 +8,11 @@ import threading
 import time
 from unittest.mock import PropertyMock, patch
 
+from odoo import http
 from odoo.modules.neutralize import get_neutralization_queries
 from odoo.sql_db import Cursor, connection_info_for, db_connect
 from odoo.tests import TransactionCase, tagged
+from odoo.tools import config
 
 from ..runtime import server as runtime_server
 from ..runtime.supervisor import (
@@ -18,13 +20,16 @@ from ..runtime.supervisor import (
     LeaderTerm,
     LockPending,
     broker_settings,
+    configured_hosts,
     make_settings,
+    thread_stack,
     warn_shared_client_ids,
 )
 from ..services.ingestor import Ingestor
 from ..services.leader import NEW_TERM_SQL, LeaderLock, lock_key
 from ..services.mqtt_client import SettingsError
 from ..services.runner import LeadershipLost
+from ..services.watch import served_databases
 from .common import T0, gen2_frame, utc
 
 RUNTIME_LOGGER = "odoo.addons.ows_iot.models.ows_iot_runtime"
@@ -431,3 +436,48 @@ class TestSettings(TransactionCase):
             self.assertTrue(runtime_server.runtime_wanted())
         with patch.dict(os.environ, {runtime_server.ENV_SWITCH: "0"}):
             self.assertFalse(runtime_server.runtime_wanted())
+
+
+@tagged("post_install", "-at_install")
+class TestServedDatabases(TransactionCase):
+    """The watcher serves exactly the databases Odoo's own filter lets through."""
+
+    NAMES = ["acme", "acme_test", "beta", "shop.example", "www_shop"]
+
+    def test_the_served_set_is_odoos_for_every_host(self):
+        cases = [
+            ("", "beta,acme", ["x"]),
+            ("^acme", "", ["x"]),
+            ("^acme", "beta", ["x"]),
+            ("^%d$", "", ["acme.example.com", "www.beta.example.com:8069", "localhost"]),
+            ("^%h$", "", ["shop.example", "www.shop.example"]),
+            ("^%d_test$", "acme", ["acme.example.com"]),
+        ]
+        for dbfilter, db_name, hosts in cases:
+            with (
+                self.subTest(dbfilter=dbfilter, db_name=db_name),
+                patch.dict(config.options, {"dbfilter": dbfilter, "db_name": db_name}),
+            ):
+                for host in hosts:
+                    self.assertEqual(
+                        served_databases(
+                            self.NAMES, dbfilter=dbfilter, db_name=db_name, hosts=[host]
+                        ),
+                        sorted(http.db_filter(self.NAMES, host=host)),
+                        host,
+                    )
+
+    def test_configured_hosts(self):
+        with patch.dict(os.environ, {"OWS_IOT_HOSTS": " a.example.com, b.example.com ,"}):
+            self.assertEqual(configured_hosts(), ["a.example.com", "b.example.com"])
+        with patch.dict(os.environ, {"OWS_IOT_HOSTS": ""}):
+            self.assertIsNone(configured_hosts())
+
+    def test_small_stacks_only_in_prefork_workers(self):
+        sizes = []
+        with patch.dict(config.options, {"workers": 0}), thread_stack():
+            sizes.append(threading.stack_size())
+        with patch.dict(config.options, {"workers": 2}), thread_stack():
+            sizes.append(threading.stack_size())
+        self.assertEqual(sizes, [0, 1024 * 1024])
+        self.assertEqual(threading.stack_size(), 0)  # reset for everything else

@@ -232,14 +232,20 @@ def test_the_watcher_sees_the_locks_of_every_database_from_one_connection(admin)
         assert lock.try_once() is True
         snapshot = watcher.snapshot()
         assert snapshot.held["postgres"] == "test pid 4242"
+        # While nothing changes, only pg_locks is read.
+        queries = watcher.name_queries
+        watcher.snapshot()
+        assert watcher.name_queries == queries
         peer.set_databases(["a", "b"])
         peer.snapshot()
         watcher.set_databases(["b", "a"])
-        watchers = watcher.snapshot().watchers
+        watchers = watcher.snapshot(refresh=True).watchers
         assert watchers["test pid 1"] == watchers["test pid 2"] == set_tag(["a", "b"])
         assert "postgres" in watcher.list_databases(owned_only=False)
         lock.release()
+        # A holder gone is noticed at once (its pid left pg_locks).
         assert "postgres" not in watcher.snapshot().held
+        assert watcher.name_queries == queries + 2
     finally:
         lock.release()
         watcher.close()
