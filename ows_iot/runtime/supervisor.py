@@ -137,6 +137,7 @@ class Supervisor:
         self._next_hand_back = 0.0
         self._reclaim_until = 0.0
         self._warned_client_ids = set()
+        self._checked_client_ids = ()
         self.watcher = Watcher(_connection_info("postgres"), self.ident)
         self._thread = threading.Thread(target=self._run, name="ows_iot.watcher", daemon=True)
 
@@ -202,8 +203,9 @@ class Supervisor:
                     del self._runtimes[dbname]
                     if runtime.not_installed:
                         self._installed[dbname] = (False, now)
-                    elif runtime.led:
-                        # After an error or a lost lock, the others have the first chance.
+                    else:
+                        # After an error, a lost lock or an unreachable database, the
+                        # others have the first chance.
                         self._hold_off[dbname] = max(
                             self._hold_off.get(dbname, 0.0), now + HOLD_OFF_S
                         )
@@ -276,7 +278,8 @@ class Supervisor:
 
     def _warn_client_ids(self):
         leading = self.leading
-        if len(leading) > 1:
+        if len(leading) > 1 and leading != self._checked_client_ids:
+            self._checked_client_ids = leading
             warn_shared_client_ids(
                 {dbname: _configured_client_id(dbname) for dbname in leading},
                 self._warned_client_ids,
