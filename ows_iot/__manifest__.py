@@ -6,6 +6,8 @@
     "category": "Manufacturing",
     "author": "OWS IoT",
     "license": "LGPL-3",
+    "website": "https://example.org/ows_iot",
+    "development_status": "Beta",
     "depends": ["base", "mail", "portal", "product", "web"],
     "data": [
         "security/ows_iot_security.xml",
@@ -25,6 +27,8 @@
         "views/ows_iot_runtime_menus.xml",
         "views/mqtt_session_portal_templates.xml",
     ],
+    # Odoo refuses to install the addon without it; whool makes it the wheel's Requires-Dist.
+    "external_dependencies": {"python": ["paho-mqtt>=2,<3"]},
     "demo": ["demo/ows_iot_demo.xml"],
     # Loaded server-wide (--load=base,web,ows_iot), this starts the MQTT ingestion.
     "post_load": "post_load",

@@ -6,6 +6,8 @@
     "category": "Accounting/Accounting",
     "author": "OWS IoT",
     "license": "LGPL-3",
+    "website": "https://example.org/ows_iot",
+    "development_status": "Beta",
     "depends": ["ows_iot", "account"],
     "data": [
         "security/ir.model.access.csv",

@@ -25,6 +25,7 @@ from ..services.config import ConfigError
 from ..services.flush import running_totals, silent_for
 from ..services.ingestor import Ingestor
 from ..services.leader import NEW_TERM_SQL, TERM_TABLE_SQL, holder_sql, lock_key
+from ..services.mqtt_client import PAHO_REQUIREMENT, paho_missing
 
 _logger = logging.getLogger(__name__)
 
@@ -167,6 +168,9 @@ class OwsIotRuntime(models.Model):
     def _compute_live(self):
         holder = self._ows_lock_holder()
         now = fields.Datetime.now()
+        missing = paho_missing() and _(
+            "paho-mqtt is not installed: nothing is ingested (pip install '%s')", PAHO_REQUIREMENT
+        )
         labels = dict(self._fields["state"]._description_selection(self.env))
         for record in self:
             age = (now - record.reported_at).total_seconds() if record.reported_at else None
@@ -178,6 +182,8 @@ class OwsIotRuntime(models.Model):
                 state = "leading"
             record.state = state
             record.display_state = labels[state]
+            if missing:
+                record.display_state = f"{labels[state]}: {missing}"
             record.lock_holder = (
                 f"{holder[1] or '?'} (backend {holder[0]})" if holder is not None else False
             )

@@ -30,6 +30,7 @@ import odoo
 from odoo.service import server
 from odoo.tools import config
 
+from ..services.mqtt_client import paho_missing
 from .supervisor import Supervisor
 
 _logger = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ def start_runtime(where: str) -> None:
     if not runtime_wanted():
         _logger.debug("ows_iot runtime not started in %s (disabled or test run)", where)
         return
+    missing = paho_missing()
+    if missing:
+        # The manifest declares paho-mqtt, so Odoo refuses to install the addon
+        # without it; an installed addon whose environment lost it must not look fine.
+        _logger.error("ows_iot runtime in %s: %s", where, missing)
     with _lock:
         if _supervisor is not None and _supervisor.pid == os.getpid():
             return

@@ -38,8 +38,19 @@ try:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from paho.mqtt.subscribeoptions import SubscribeOptions
-except ImportError:  # pragma: no cover - reported when a leader tries to connect
+except ImportError:  # pragma: no cover - reported at startup, in the status panel and on connect
     mqtt = None
+
+# What the manifest's external_dependencies declare; shown when paho-mqtt is missing.
+PAHO_REQUIREMENT = "paho-mqtt>=2,<3"
+
+
+def paho_missing() -> str | None:
+    """A one-line reason when paho-mqtt cannot be used, else None."""
+    if mqtt is None:
+        return f"paho-mqtt is not installed: nothing is ingested (pip install '{PAHO_REQUIREMENT}')"
+    return None
+
 
 _logger = logging.getLogger(__name__)
 
@@ -195,7 +206,7 @@ class MqttClient:
         logger: logging.Logger = _logger,
     ):
         if mqtt is None:
-            raise SettingsError("paho-mqtt is not installed (pip install 'paho-mqtt>=2,<3')")
+            raise SettingsError(paho_missing())
         self.settings = settings
         self._on_message = on_message
         self._on_connection = on_connection

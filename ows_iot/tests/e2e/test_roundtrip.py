@@ -1,4 +1,4 @@
-"""Round trip: simulator → real Mosquitto → record → replay.
+"""Round trip: simulator → real Mosquitto → record → replay (end to end: about 25 s).
 
 The simulator publishes a profile to a private broker while ``record`` captures it;
 the same profile, seed and start time also give a dry-run capture in simulated time.
@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from .mqtt_broker import run_tool, running_mosquitto, start_tool, wait_for_text
+from ows_iot.tests.pure.mqtt_broker import run_tool, running_mosquitto, start_tool, wait_for_text
 
 SPEED = 60
 
