@@ -180,7 +180,7 @@ class BrokerConnection:
         if mqtt is None:
             raise BrokerError("paho-mqtt is not installed (pip install 'paho-mqtt>=2,<3')")
         self.options = options
-        self.log = log or (lambda text: print(text, file=sys.stderr))
+        self.log = log or (lambda text: print(text, file=sys.stderr))  # pylint: disable=print-used
         self._on_connected = on_connected
         self._first_connack = threading.Event()
         self._refusal: str | None = None
@@ -316,4 +316,4 @@ def messages_text(count: int) -> str:
 def note(tool: str, text: str) -> None:
     """A line on stderr, starting clean: a live count may hold the terminal's last line."""
     clear = "\r\033[K" if sys.stderr.isatty() else ""
-    print(f"{clear}{tool}: {text}", file=sys.stderr, flush=True)
+    print(f"{clear}{tool}: {text}", file=sys.stderr, flush=True)  # pylint: disable=print-used

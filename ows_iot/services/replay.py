@@ -157,10 +157,10 @@ def main(argv=None) -> int:
         devices = load_devices(args.devices)
         handle = sys.stdin.buffer if args.capture == "-" else open(args.capture, "rb")  # noqa: SIM115
     except UsageError as exc:
-        print(f"replay: {exc}", file=sys.stderr)
+        print(f"replay: {exc}", file=sys.stderr)  # pylint: disable=print-used
         return 2
     except OSError as exc:
-        print(f"replay: cannot read {args.capture}: {exc.strerror}", file=sys.stderr)
+        print(f"replay: cannot read {args.capture}: {exc.strerror}", file=sys.stderr)  # pylint: disable=print-used
         return 2
     skipped: Counter = Counter()
     try:
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         return 0
     dropped = dict(ingestor.dropped)
     if skipped or dropped:
-        print(
+        print(  # pylint: disable=print-used
             f"replay: {ingestor.messages} messages; skipped capture lines {dict(skipped)};"
             f" dropped messages {dropped}",
             file=sys.stderr,

@@ -1290,13 +1290,13 @@ def _list_profiles() -> int:
         try:
             profile = load_profile(name)
         except ProfileError as exc:
-            print(f"{name}: broken ({exc})")
+            print(f"{name}: broken ({exc})")  # pylint: disable=print-used
             continue
         kinds = ", ".join(sorted({d.kind for d in profile.devices}))
         minutes = profile.duration_s / 60.0
-        print(f"{name:14} {len(profile.devices)} device(s) [{kinds}], {minutes:.0f} min")
+        print(f"{name:14} {len(profile.devices)} device(s) [{kinds}], {minutes:.0f} min")  # pylint: disable=print-used
         if profile.description:
-            print(
+            print(  # pylint: disable=print-used
                 textwrap.fill(
                     profile.description, 88, initial_indent=" " * 15, subsequent_indent=" " * 15
                 )

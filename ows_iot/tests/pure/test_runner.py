@@ -434,7 +434,7 @@ class PoisonStore(Store):
         self.attempts = getattr(self, "attempts", 0) + 1
         if any(event["event_type"] == "state_changed" for event in events):
             raise ValueError("numeric field overflow")
-        super().commit(events, states, failed)
+        return super().commit(events, states, failed)
 
 
 def test_a_commit_that_fails_for_good_is_split_and_the_bad_events_recorded():
