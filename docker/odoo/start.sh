@@ -32,5 +32,20 @@ env.cr.commit()
 PY
     touch "$MARKER"
 fi
-echo "ows_iot demo: serving database $DB on port 8069 (login admin / admin)"
+# Say when Odoo answers, and where to log in: its own log does not.
+URL="${OWS_IOT_DEMO_URL:-http://localhost:8069}"
+HEALTH="${OWS_IOT_HEALTH_URL:-http://127.0.0.1:8069/web/health}"
+(
+    for _ in $(seq 1 "${OWS_IOT_READY_TIMEOUT_S:-600}"); do
+        if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+            "$HEALTH" 2>/dev/null; then
+            echo "ows_iot demo: Odoo is ready: open $URL and log in as admin / admin" \
+                 "(IoT → Sessions; IoT → Configuration → Ingestion Status)"
+            exit 0
+        fi
+        sleep 1
+    done
+    echo "ows_iot demo: Odoo did not answer on $HEALTH within ${OWS_IOT_READY_TIMEOUT_S:-600} s" >&2
+) &
+echo "ows_iot demo: starting Odoo on database $DB"
 exec "${odoo[@]}" "${options[@]}" "$@"
