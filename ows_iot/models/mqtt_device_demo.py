@@ -52,8 +52,9 @@ class MqttDevice(models.Model):
         ``demo_devices`` is a list of ``{"device": id, "profile": name of PROFILES,
         "customers": [partner ids]}``. Every third session goes to one of the extra
         customers; sessions older than three days are billed, one of them is free.
-        The last session of a ``shaper`` device is still running, so that the demo
-        shows a live machine.
+        The last session of a ``shaper`` device ended ten minutes ago and nothing is
+        left running: the next job on the meter starts a session of its own, also
+        when a simulator plays the same meter (the Docker Compose demo).
         """
         now = fields.Datetime.now().replace(tzinfo=pytz.utc).timestamp()
         tz = pytz.timezone(DEMO_TIMEZONE)
@@ -68,7 +69,7 @@ class MqttDevice(models.Model):
                 events += ingestor.process(topic, payload, ts + 0.2)
             events += ingestor.advance(now)
             # The engine's state as the runtime checkpoints it: a leader (or the cron)
-            # takes the running demo session over instead of leaving it running forever.
+            # goes on from where the demo data left each meter.
             device.sudo().engine_state = ingestor.snapshot_device(device.device_id)
             payloads = [event.to_dict() for event in events]
             for start in range(0, len(payloads), INGEST_BATCH):
@@ -96,7 +97,7 @@ class MqttDevice(models.Model):
     def _ows_demo_messages(self, device, profile, rng, now, days, tz):
         """(time, topic, payload) of the sessions of ``days`` days, oldest first."""
         today = datetime.fromtimestamp(now, tz).date()
-        # The running session of a shaper starts 50 minutes before now.
+        # The last session of a shaper starts an hour before now.
         horizon = now - 3600 if profile == "shaper" else now - 300
         messages = []
         timeout_pending = profile == "shaper"
@@ -116,13 +117,12 @@ class MqttDevice(models.Model):
                 messages += self._ows_demo_session(device, phases, cursor, rng, timeout)
                 cursor += length + rng.randint(1800, 7200)
         if profile == "shaper":
-            # Switched on 50 minutes ago and still routing.
-            start = now - 3000
+            # Switched on an hour ago, off again ten minutes ago.
+            start = now - 3600
             phases = [(420, 27.0, 0.05), (900, 610.0, 0.12), (300, 29.0, 0.05), (1380, 655.0, 0.12)]
-            messages += self._ows_demo_session(device, phases, start, rng, running=True)
-        else:
-            # Plugged in and idle: a recent sign of life.
-            messages.append(self._ows_demo_message(device, now - 60, 0.0))
+            messages += self._ows_demo_session(device, phases, start, rng)
+        # Plugged in and idle: a recent sign of life.
+        messages.append(self._ows_demo_message(device, now - 60, 0.0))
         return messages
 
     @api.model

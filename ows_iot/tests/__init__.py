@@ -5,6 +5,7 @@ if __name__ == "odoo.addons.ows_iot.tests":
         test_alerts,
         test_api,
         test_billing,
+        test_demo_data,
         test_device,
         test_ingest,
         test_portal,
