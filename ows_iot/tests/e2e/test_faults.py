@@ -4,6 +4,9 @@ fault can break, checked against the broker's own traffic (see fault_scenario.py
 
 import pytest
 
+# Odoo's PostgreSQL driver: these tests start Odoo servers (skipped without Odoo).
+pytest.importorskip("psycopg2")
+
 from .fault_scenario import SHORT, run_fault_suite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.odoo, pytest.mark.slow]

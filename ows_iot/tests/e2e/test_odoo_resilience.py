@@ -6,6 +6,9 @@ import time
 
 import pytest
 
+# Odoo's PostgreSQL driver: these tests start Odoo servers (skipped without Odoo).
+pytest.importorskip("psycopg2")
+
 from .harness import (
     OdooServer,
     ThrowawayPostgres,

@@ -9,6 +9,9 @@ import time
 
 import pytest
 
+# Odoo's PostgreSQL driver: these tests start Odoo servers (skipped without Odoo).
+pytest.importorskip("psycopg2")
+
 from .harness import OdooServer, sessions, wait_until
 from .scenario import (
     assert_same_sessions,
