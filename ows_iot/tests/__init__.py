@@ -8,6 +8,7 @@ if __name__ == "odoo.addons.ows_iot.tests":
         test_demo_data,
         test_device,
         test_ingest,
+        test_packaging,
         test_portal,
         test_retention,
         test_runtime,
