@@ -284,7 +284,11 @@ def test_takeovers_split_time_without_losing_or_double_counting(script):
     spans = sorted((s["start"], s["end"]) for s in ended(with_badges))
     for (_, end), (start, _) in pairwise(spans):
         assert end <= start  # sessions never overlap
-    if stopping_takeovers:
+    # A meter silent past its message timeout: the uninterrupted run takes the held
+    # level back to its last message, while a takeover meanwhile had ended the
+    # session at the check-in (the member left then). No common total to compare.
+    timed_out = [e for e in plain if e.event_type == "session_timeout"]
+    if stopping_takeovers or timed_out:
         return
 
     def total(sessions, key):
