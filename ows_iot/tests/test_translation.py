@@ -25,6 +25,30 @@ class TestGermanTranslation(TransactionCase):
             "ows_iot/i18n/de.po): %s" % missing,
         )
 
+    def test_every_field_and_view_term_is_translated_where_it_is_used(self):
+        # Odoo applies a translation to a field, selection or view only through the
+        # occurrence listed with it: a term translated for one field stays English
+        # on another field of the same name.
+        translated = {
+            (entry.msgid, occurrence)
+            for entry in polib.pofile(file_path("ows_iot/i18n/de.po"))
+            if entry.msgstr and not entry.obsolete
+            for occurrence, _line in entry.occurrences
+        }
+        missing = sorted(
+            f"{kind}:{name}:{xmlid} {source!r}"
+            for _module, kind, name, xmlid, source, *_rest in TranslationModuleReader(
+                self.env.cr, modules=["ows_iot"]
+            )
+            if kind in ("model", "model_terms")
+            and (source, f"{kind}:{name}:{xmlid}") not in translated
+        )
+        self.assertFalse(
+            missing,
+            "Fields and views whose term is translated only elsewhere (export the .pot "
+            "again and merge it into ows_iot/i18n/de.po): %s" % missing,
+        )
+
     def test_template_and_translation_agree(self):
         template = {entry.msgid for entry in polib.pofile(file_path("ows_iot/i18n/ows_iot.pot"))}
         german = {entry.msgid for entry in polib.pofile(file_path("ows_iot/i18n/de.po"))}
